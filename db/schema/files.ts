@@ -1,0 +1,26 @@
+/** file-manager tables: stored files (inputs and results) with checksums and validation reports. */
+import { bigint, index, jsonb, pgSchema, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+
+export const filesSchema = pgSchema('files');
+
+export const storedFiles = filesSchema.table(
+  'stored_files',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id').notNull(),
+    /** input | result */
+    kind: text('kind').notNull(),
+    originalName: text('original_name').notNull(),
+    contentType: text('content_type').notNull(),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    sha256: text('sha256').notNull(),
+    md5: text('md5').notNull(),
+    /** Generated storage key; never derived from the user's file name. */
+    storageKey: text('storage_key').notNull().unique(),
+    validation: jsonb('validation'),
+    jobId: uuid('job_id'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+  },
+  (t) => [index('stored_files_user_created').on(t.userId, t.createdAt)],
+);

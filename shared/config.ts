@@ -1,0 +1,70 @@
+/**
+ * Environment parsing: each service declares a zod object of the variables it reads; `parseEnv`
+ * validates once at startup and throws `ConfigError` with one line per bad key. Nothing else in the
+ * platform reads process.env.
+ */
+import { z } from '@hono/zod-openapi';
+import { resolve } from 'node:path';
+
+export class ConfigError extends Error {
+  readonly lines: string[];
+  constructor(lines: string[]) {
+    super(`invalid configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.lines = lines;
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** Validates `env` against `schema`; empty strings count as unset so `FOO=` falls back to defaults. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  const cleaned: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const key = issue.path.join('.') || '(env)';
+    const got = cleaned[key];
+    const shown = got === undefined ? 'unset' : `got ${JSON.stringify(redact(key, got))}`;
+    return `${key}: ${issue.message} (${shown})`;
+  });
+  throw new ConfigError(lines);
+}
+
+function redact(key: string, value: string): string {
+  if (/SECRET|TOKEN|PASSWORD|KEY/i.test(key)) return '***';
+  return value.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
+}
+
+const REPO_ROOT = resolve(import.meta.dir, '..');
+
+/** Variables every service understands. */
+export const baseEnvSchema = z.object({
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATA_DIR: z.string().default(resolve(REPO_ROOT, 'data')),
+  MIGRATIONS_DIR: z.string().default(resolve(REPO_ROOT, 'db/migrations')),
+  REDIS_URL: z
+    .string()
+    .regex(/^(rediss?|https?):\/\//, 'must be a redis://, rediss:// or https:// URL')
+    .optional(),
+  REDIS_TOKEN: z.string().optional(),
+  READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(1000),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  ORG_NAME: z.string().default('Federated Imputation Platform'),
+  ORG_URL: z.url().default('https://github.com/federated-imputation'),
+});
+
+export type BaseEnv = z.infer<typeof baseEnvSchema>;
+
+/** The port a service listens on: `PORT`, defaulting to the service's well-known port. */
+export function portSchema(defaultPort: number) {
+  return z.object({ PORT: z.coerce.number().int().min(0).max(65_535).default(defaultPort) });
+}

@@ -1,0 +1,74 @@
+/**
+ * Database access: drizzle over postgres.js when a URL is given, otherwise an embedded PGlite
+ * (one instance per process, shared by every service in standalone mode). Both expose the same
+ * drizzle query builder; each service keeps its tables under its own pgSchema.
+ */
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+
+export type Db = PgDatabase<PgQueryResultHKT, Record<string, never>>;
+
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Db;
+  /** One round trip; rejects when the database is unreachable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** `postgres://` URL; when absent an embedded PGlite is used. */
+  url?: string;
+  /** PGlite data directory; `memory://` for an in-memory instance. */
+  pgliteDir?: string;
+  /** postgres.js pool size. */
+  maxConnections?: number;
+  /** Seconds to wait for a connection before failing (keeps readiness honest when the server is gone). */
+  connectTimeoutSeconds?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.url) return openPostgres(options.url, options);
+  return openPglite(options.pgliteDir ?? 'memory://');
+}
+
+async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
+  const { default: postgres } = await import('postgres');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const client = postgres(url, {
+    max: options.maxConnections ?? 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 3,
+    idle_timeout: 60,
+    onnotice: () => {},
+    connection: { application_name: 'federated-imputation' },
+  });
+  const db = drizzle(client) as unknown as Db;
+  return {
+    kind: 'postgres',
+    db,
+    ping: async () => {
+      await client`select 1`;
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  // Imported lazily: bundles for containers mark PGlite external and never load it.
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  if (dataDir !== 'memory://') {
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(dataDir, { recursive: true });
+  }
+  const client = await PGlite.create(dataDir);
+  const db = drizzle(client) as unknown as Db;
+  return {
+    kind: 'pglite',
+    db,
+    ping: async () => {
+      await client.query('select 1');
+    },
+    close: () => client.close(),
+  };
+}
+

@@ -1,0 +1,60 @@
+import { openDatabase } from '@shared/db.ts';
+import { migrate } from '@shared/migrations.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { sql } from 'drizzle-orm';
+import { createTestDatabase, MIGRATIONS_DIR, SERVICE_SCHEMAS, type TestDatabase } from '../support/test-database.ts';
+
+let testDb: TestDatabase;
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+});
+afterAll(() => testDb.drop());
+
+async function tablesIn(schema: string): Promise<string[]> {
+  const result = await testDb.database.db.execute(
+    sql`select table_name from information_schema.tables where table_schema = ${schema} order by table_name`,
+  );
+  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { table_name: string }[];
+  return rows.map((r) => r.table_name);
+}
+
+describe('migrate', () => {
+  it("creates each service's tables under its own schema and is idempotent", async () => {
+    for (const schema of SERVICE_SCHEMAS) {
+      const first = await migrate(testDb.database, { schema, migrationsDir: MIGRATIONS_DIR });
+      expect(first.total).toBeGreaterThan(0);
+      const again = await migrate(testDb.database, { schema, migrationsDir: MIGRATIONS_DIR });
+      expect(again.applied).toBe(0);
+    }
+    expect(await tablesIn('users')).toEqual(['accounts']);
+    expect(await tablesIn('registry')).toEqual(['panels', 'services']);
+    expect(await tablesIn('jobs')).toEqual(['jobs', 'outbox']);
+    expect(await tablesIn('files')).toEqual(['stored_files']);
+    expect(await tablesIn('notify')).toEqual(['events', 'notifications']);
+    expect(await tablesIn('monitor')).toEqual(['probes']);
+  });
+
+  it('rejects a schema name that is not a plain identifier', async () => {
+    await expect(migrate(testDb.database, { schema: 'users"; drop table x; --', migrationsDir: MIGRATIONS_DIR })).rejects.toThrow('invalid schema name');
+  });
+});
+
+describe.skipIf(!process.env.DATABASE_URL)('migrate with replicas starting together (PostgreSQL)', () => {
+  it('applies each migration exactly once when five pools migrate concurrently', async () => {
+    const fresh = await createTestDatabase();
+    const pools = await Promise.all(Array.from({ length: 5 }, () => openDatabase({ url: fresh.url, maxConnections: 2 })));
+    try {
+      const results = await Promise.all(
+        pools.flatMap((pool) => SERVICE_SCHEMAS.map((schema) => migrate(pool, { schema, migrationsDir: MIGRATIONS_DIR }))),
+      );
+      const appliedTotal = results.reduce((n, r) => n + r.applied, 0);
+      const expected = results.slice(0, SERVICE_SCHEMAS.length).reduce((n, r) => n + r.total, 0);
+      expect(appliedTotal).toBe(expected);
+      const rows = await pools[0]!.db.execute(sql`select count(*)::int as n from drizzle.__migrations_users`);
+      expect((rows as unknown as { n: number }[])[0]!.n).toBe(1);
+    } finally {
+      await Promise.all(pools.map((p) => p.close()));
+      await fresh.drop();
+    }
+  });
+});
