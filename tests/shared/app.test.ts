@@ -5,6 +5,7 @@ import { HttpProblem } from '@shared/errors.ts';
 import { createLogger } from '@shared/log.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { describe, expect, it } from 'bun:test';
+import { json } from '../support/json.ts';
 
 function makeApp(readiness: Parameters<typeof createServiceApp>[0]['readiness'] = []) {
   const lines: Record<string, unknown>[] = [];
@@ -55,7 +56,7 @@ describe('createServiceApp request ids', () => {
 
   it('generates a UUIDv7 when none or a malformed one is sent', async () => {
     const { app } = makeApp();
-    for (const headers of [{}, { 'X-Request-ID': 'bad id with spaces\n' }]) {
+    for (const headers of [{}, { 'X-Request-ID': 'bad id with spaces\n' }] as Record<string, string>[]) {
       const res = await app.request('/health', { headers });
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     }
@@ -74,7 +75,7 @@ describe('createServiceApp problem responses', () => {
     const res = await app.request('/nope');
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
-    const body = await res.json();
+    const body = await json(res);
     expect(body).toMatchObject({ status: 404, code: 'route_not_found', title: 'Not Found', instance: '/nope' });
     expect(body.requestId).toBe(res.headers.get('x-request-id'));
   });
@@ -83,14 +84,14 @@ describe('createServiceApp problem responses', () => {
     const { app } = makeApp();
     const res = await app.request(`/things/${ID}`, { method: 'POST', body: '{"name":', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(400);
-    expect((await res.json()).code).toBe('malformed_request');
+    expect((await json(res)).code).toBe('malformed_request');
   });
 
   it('answers a body that fails the schema with 422 and errors[] naming the fields', async () => {
     const { app } = makeApp();
     const res = await app.request(`/things/${ID}`, { method: 'POST', body: JSON.stringify({ name: '', size: 'big' }), headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(422);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.code).toBe('validation_failed');
     expect(body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['body.name', 'body.size']);
   });
@@ -99,7 +100,7 @@ describe('createServiceApp problem responses', () => {
     const { app } = makeApp();
     const res = await app.request('/things/not-a-uuid', { method: 'POST', body: JSON.stringify({ name: 'a', size: 1 }), headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(400);
-    expect((await res.json()).errors[0].path).toBe('param.id');
+    expect((await json(res)).errors[0].path).toBe('param.id');
   });
 
   it('rejects a body sent without a JSON content type instead of skipping validation', async () => {
@@ -113,7 +114,7 @@ describe('createServiceApp problem responses', () => {
     const { app } = makeApp();
     const res = await app.request('/conflict');
     expect(res.status).toBe(409);
-    expect(await res.json()).toMatchObject({ code: 'already_exists', detail: 'A thing with that name exists.' });
+    expect(await json(res)).toMatchObject({ code: 'already_exists', detail: 'A thing with that name exists.' });
   });
 
   it('answers an unexpected error with a generic 500 that leaks nothing, and logs it', async () => {
@@ -133,14 +134,14 @@ describe('GET /health and /ready', () => {
     const { app } = makeApp();
     const res = await app.request('/health');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'healthy', service: 'demo-service' });
+    expect(await json(res)).toEqual({ status: 'healthy', service: 'demo-service' });
   });
 
   it('/ready answers 200 with every check when all pass', async () => {
     const { app } = makeApp([{ name: 'database', run: async () => {} }]);
     const res = await app.request('/ready');
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await json(res);
     expect(body).toMatchObject({ status: 'ready', service: 'demo-service', checks: { database: { status: 'ok' } } });
   });
 
@@ -151,7 +152,7 @@ describe('GET /health and /ready', () => {
     ]);
     const res = await app.request('/ready');
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body = await json(res);
     expect(body).toMatchObject({ code: 'not_ready', failed: ['kv'], checks: { kv: { status: 'failed', error: 'connection refused' }, database: { status: 'ok' } } });
     expect(body.detail).toContain('kv');
   });
@@ -160,7 +161,7 @@ describe('GET /health and /ready', () => {
     const { app } = makeApp([{ name: 'storage', run: () => new Promise(() => {}) }]);
     const res = await app.request('/ready');
     expect(res.status).toBe(503);
-    expect((await res.json()).checks.storage.error).toContain('timed out');
+    expect((await json(res)).checks.storage.error).toContain('timed out');
   });
 });
 
@@ -190,7 +191,7 @@ describe('GET /openapi.json', () => {
     const { app } = makeApp();
     const res = await app.request('/openapi.json');
     expect(res.status).toBe(200);
-    const doc = await res.json();
+    const doc = await json(res);
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/ready', '/metrics', '/service-info', '/things/{id}']));
     await SwaggerParser.validate(structuredClone(doc));
@@ -207,7 +208,7 @@ describe('GET /openapi.json', () => {
 describe('GET /service-info', () => {
   it('answers GA4GH service-info 1.0 fields', async () => {
     const { app } = makeApp();
-    const body = await (await app.request('/service-info')).json();
+    const body = await json(await app.request('/service-info'));
     expect(body).toMatchObject({
       id: 'org.federated-imputation.demo-service',
       type: { group: 'org.federated-imputation', artifact: 'demo-service', version: '1.2.3' },

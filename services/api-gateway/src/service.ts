@@ -1,0 +1,47 @@
+/** How the runners start api-gateway: port 8000, no database of its own. */
+import { z } from '@hono/zod-openapi';
+import { kitDepsFromEnv } from '@shared/app.ts';
+import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { defineService } from '@shared/service.ts';
+import { createApp } from './app.ts';
+import { createHealthFanout } from './health-fanout.ts';
+import { createProxy } from './proxy.ts';
+
+const upstreamUrl = (port: number) => z.url({ protocol: /^https?$/ }).default(`http://127.0.0.1:${port}`);
+
+export const definition = defineService({
+  name: 'api-gateway',
+  version: '0.1.0',
+  port: 8000,
+  schema: null,
+  envSchema: baseEnvSchema.extend(portSchema(8000).shape).extend({
+    USER_SERVICE_URL: upstreamUrl(8001),
+    SERVICE_REGISTRY_URL: upstreamUrl(8002),
+    JOB_PROCESSOR_URL: upstreamUrl(8003),
+    FILE_MANAGER_URL: upstreamUrl(8004),
+    NOTIFICATION_URL: upstreamUrl(8005),
+    MONITORING_URL: upstreamUrl(8006),
+    UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+    HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).default(1000),
+  }),
+  build: (env, infra) => {
+    const upstreams = {
+      'user-service': env.USER_SERVICE_URL,
+      'service-registry': env.SERVICE_REGISTRY_URL,
+      'job-processor': env.JOB_PROCESSOR_URL,
+      'file-manager': env.FILE_MANAGER_URL,
+      notification: env.NOTIFICATION_URL,
+      monitoring: env.MONITORING_URL,
+    };
+    return {
+      app: createApp({
+        ...kitDepsFromEnv(env, infra.logger),
+        kv: infra.kv,
+        proxy: createProxy({ upstreams, timeoutMs: env.UPSTREAM_TIMEOUT_MS }),
+        health: createHealthFanout({ upstreams, timeoutMs: env.HEALTH_TIMEOUT_MS }),
+      }),
+      // The gateway streams bodies through; size limits per route class are the upstreams' to enforce.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    };
+  },
+});

@@ -1,0 +1,21 @@
+/** file-manager HTTP app: streaming uploads, VCF validation, storage and downloads. Domain routes arrive with their issues; today it serves the kit. */
+import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
+import type { Database } from '@shared/db.ts';
+import { pingCheck } from '@shared/health.ts';
+import { storageCheck } from './storage-check.ts';
+
+export interface FileManagerDeps extends KitDeps {
+  database: Database;
+  storageDir: string;
+}
+
+/** Builds the file-manager app from its dependencies; no I/O until a request arrives. */
+export function createApp(deps: FileManagerDeps): ServiceApp {
+  return createServiceApp({
+    ...deps,
+    name: 'file-manager',
+    version: '0.1.0',
+    description: 'streaming uploads, VCF validation, storage and downloads',
+    readiness: [pingCheck('database', deps.database), storageCheck(deps.storageDir)],
+  });
+}

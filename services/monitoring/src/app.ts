@@ -1,0 +1,20 @@
+/** monitoring HTTP app: deep health of every service, host metrics, alerts and dashboard. Domain routes arrive with their issues; today it serves the kit. */
+import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
+import type { Database } from '@shared/db.ts';
+import { pingCheck } from '@shared/health.ts';
+
+export interface MonitoringDeps extends KitDeps {
+  database: Database;
+
+}
+
+/** Builds the monitoring app from its dependencies; no I/O until a request arrives. */
+export function createApp(deps: MonitoringDeps): ServiceApp {
+  return createServiceApp({
+    ...deps,
+    name: 'monitoring',
+    version: '0.1.0',
+    description: 'deep health of every service, host metrics, alerts and dashboard',
+    readiness: [pingCheck('database', deps.database)],
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * The seven services as built by their definitions: each serves the kit's endpoints, its `/ready`
+ * runs real checks (503 naming the database when it is unreachable), and the gateway routes to
+ * the others and aggregates their readiness over real HTTP.
+ */
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { parseEnv, type BaseEnv } from '@shared/config.ts';
+import { openDatabase, type Database } from '@shared/db.ts';
+import { createMemoryKv } from '@shared/kv-memory.ts';
+import { createLogger } from '@shared/log.ts';
+import { startService, type RunningService } from '@shared/serve.ts';
+import type { ServiceDefinition } from '@shared/service.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SERVICES } from '../../services/catalog.ts';
+import { createTestDatabase, MIGRATIONS_DIR, UNREACHABLE_DATABASE_URL, type TestDatabase } from '../support/test-database.ts';
+import { json } from '../support/json.ts';
+
+const logger = createLogger({ level: 'silent' });
+let testDb: TestDatabase;
+let dataDir: string;
+
+function envFor(definition: ServiceDefinition, extra: Record<string, string> = {}) {
+  return parseEnv(definition.envSchema, {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dataDir,
+    MIGRATIONS_DIR,
+    READY_TIMEOUT_MS: '1500',
+    ...extra,
+  }) as BaseEnv & { PORT: number };
+}
+
+async function buildApp(definition: ServiceDefinition, database: Database) {
+  const env = envFor(definition);
+  const infra = { database, kv: createMemoryKv(), logger };
+  return (await definition.build(env, infra)).app;
+}
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  dataDir = await mkdtemp(join(tmpdir(), 'fip-services-'));
+});
+
+afterAll(async () => {
+  await testDb.drop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('every service', () => {
+  for (const definition of SERVICES.filter((d) => d.schema !== null)) {
+    describe(definition.name, () => {
+      it('answers /health with its name', async () => {
+        const app = await buildApp(definition, testDb.database);
+        const res = await app.request('/health');
+        expect(res.status).toBe(200);
+        expect(await json(res)).toEqual({ status: 'healthy', service: definition.name });
+      });
+
+      it('is ready when its database answers, listing each check', async () => {
+        const app = await buildApp(definition, testDb.database);
+        const res = await app.request('/ready');
+        const body = await json(res);
+        expect(res.status).toBe(200);
+        expect(body.checks.database.status).toBe('ok');
+      });
+
+      it('answers /ready 503 naming the database when it is unreachable', async () => {
+        const unreachable = await openDatabase({ url: UNREACHABLE_DATABASE_URL, connectTimeoutSeconds: 1 });
+        try {
+          const app = await buildApp(definition, unreachable);
+          const res = await app.request('/ready');
+          expect(res.status).toBe(503);
+          const body = await json(res);
+          expect(body.code).toBe('not_ready');
+          expect(body.failed).toContain('database');
+          expect(body.checks.database.status).toBe('failed');
+        } finally {
+          await unreachable.close();
+        }
+      });
+
+      it('serves a valid OpenAPI 3.1 document and GA4GH service-info', async () => {
+        const app = await buildApp(definition, testDb.database);
+        const doc = await json(await app.request('/openapi.json'));
+        expect(doc.openapi).toBe('3.1.0');
+        expect(doc.info.title).toBe(definition.name);
+        await SwaggerParser.validate(structuredClone(doc));
+        const info = await json(await app.request('/service-info'));
+        expect(info.id).toBe(`org.federated-imputation.${definition.name}`);
+      });
+    });
+  }
+
+  it('file-manager is not ready when its storage directory cannot be written', async () => {
+    const definition = SERVICES.find((d) => d.name === 'file-manager')!;
+    const env = parseEnv(definition.envSchema, { STORAGE_DIR: '/proc/fip-not-writable', MIGRATIONS_DIR, READY_TIMEOUT_MS: '1500' }) as BaseEnv & {
+      PORT: number;
+    };
+    if (definition.schema === null) throw new Error('file-manager owns a schema');
+    const { app } = await definition.build(env, { database: testDb.database, kv: createMemoryKv(), logger });
+    const res = await app.request('/ready');
+    expect(res.status).toBe(503);
+    expect((await json(res)).failed).toEqual(['storage']);
+  });
+});
+
+describe('api-gateway over the six running services', () => {
+  const running: RunningService[] = [];
+  let gateway: RunningService;
+  const upstreamEnv: Record<string, string> = {};
+  const envKey: Record<string, string> = {
+    'user-service': 'USER_SERVICE_URL',
+    'service-registry': 'SERVICE_REGISTRY_URL',
+    'job-processor': 'JOB_PROCESSOR_URL',
+    'file-manager': 'FILE_MANAGER_URL',
+    notification: 'NOTIFICATION_URL',
+    monitoring: 'MONITORING_URL',
+  };
+
+  beforeAll(async () => {
+    const kv = createMemoryKv();
+    for (const definition of SERVICES.filter((d) => d.schema !== null)) {
+      const service = await startService(definition, { env: envFor(definition), kv, logger, database: testDb.database });
+      running.push(service);
+      upstreamEnv[envKey[definition.name]!] = service.url;
+    }
+    const gatewayDefinition = SERVICES.find((d) => d.name === 'api-gateway')!;
+    gateway = await startService(gatewayDefinition, { env: envFor(gatewayDefinition, { ...upstreamEnv, HEALTH_TIMEOUT_MS: '500' }), kv, logger });
+  });
+
+  afterAll(async () => {
+    await Promise.all([gateway, ...running].map((s) => s?.stop(100)));
+  });
+
+  it('reports every service healthy in the original /health shape', async () => {
+    const res = await fetch(`${gateway.url}/health`);
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({
+      status: 'healthy',
+      service: 'api-gateway',
+      services: {
+        'user-service': 'healthy',
+        'service-registry': 'healthy',
+        'job-processor': 'healthy',
+        'file-manager': 'healthy',
+        notification: 'healthy',
+        monitoring: 'healthy',
+      },
+    });
+  });
+
+  it('routes /api/monitoring/* to monitoring with the prefix removed', async () => {
+    const res = await fetch(`${gateway.url}/api/monitoring/health`, { headers: { 'x-request-id': 'gw-test-1' } });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ status: 'healthy', service: 'monitoring' });
+    expect(res.headers.get('x-request-id')).toBe('gw-test-1');
+  });
+
+  it('answers an unknown /api path with a 404 problem instead of a default route', async () => {
+    const res = await fetch(`${gateway.url}/api/nowhere/at/all`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+  });
+
+  it('reports degraded with 503 and names the service once one stops', async () => {
+    const monitoring = running.find((s) => s.name === 'monitoring')!;
+    await monitoring.stop(100);
+    const res = await fetch(`${gateway.url}/health`);
+    expect(res.status).toBe(503);
+    const body = await json(res);
+    expect(body.status).toBe('degraded');
+    expect(body.services.monitoring).toBe('unreachable');
+    expect(body.services['user-service']).toBe('healthy');
+    const proxied = await fetch(`${gateway.url}/api/monitoring/health`);
+    expect(proxied.status).toBe(502);
+    expect((await json(proxied)).service).toBe('monitoring');
+  });
+});
