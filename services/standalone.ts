@@ -29,7 +29,7 @@ for (const [i, definition] of SERVICES.entries()) {
 const where = database.kind === 'pglite' ? `embedded PGlite in ${shared.DATA_DIR}/pglite` : 'PostgreSQL';
 process.stdout.write(`Federated Imputation Platform (standalone: ${where}, ${kv.kind} KV) ready in ${Math.round(performance.now() - started)} ms\n`);
 for (const service of running) process.stdout.write(`  ${service.name.padEnd(17)} ${service.url}\n`);
-process.stdout.write(`API: http://${shared.HOST}:8000/api   docs: http://${shared.HOST}:8000/openapi.json   Ctrl-C stops\n`);
+process.stdout.write(`Platform health: http://${shared.HOST}:8000/health   API: http://${shared.HOST}:8000/api/...   Ctrl-C stops\n`);
 
 onShutdownSignal(async () => {
   logger.info('stopping');
