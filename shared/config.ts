@@ -64,7 +64,7 @@ export const baseEnvSchema = z.object({
 
 export type BaseEnv = z.infer<typeof baseEnvSchema>;
 
-/** The port a service listens on: `PORT`, defaulting to the service's well-known port. */
-export function portSchema(defaultPort: number) {
-  return z.object({ PORT: z.coerce.number().int().min(0).max(65_535).default(defaultPort) });
+/** A service's env schema: the base variables plus `PORT`, defaulting to its well-known port. */
+export function serviceEnvSchema(defaultPort: number) {
+  return baseEnvSchema.extend({ PORT: z.coerce.number().int().min(0).max(65_535).default(defaultPort) });
 }

@@ -35,7 +35,7 @@ interface DefinitionBase<S extends z.ZodType> {
   version: string;
   /** Well-known port (8000–8006); `PORT` overrides it in distributed mode. */
   port: number;
-  /** Full env schema: `baseEnvSchema` + `portSchema(port)` + the service's own keys. */
+  /** Full env schema: `serviceEnvSchema(port)` extended with the service's own keys. */
   envSchema: S;
 }
 

@@ -1,8 +1,8 @@
 import { z } from '@hono/zod-openapi';
-import { baseEnvSchema, ConfigError, parseEnv, portSchema } from '@shared/config.ts';
+import { ConfigError, parseEnv, serviceEnvSchema } from '@shared/config.ts';
 import { describe, expect, it } from 'bun:test';
 
-const schema = baseEnvSchema.extend(portSchema(8001).shape).extend({ UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000) });
+const schema = serviceEnvSchema(8001).extend({ UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000) });
 
 describe('parseEnv', () => {
   it('fills defaults for an empty environment', () => {

@@ -1,5 +1,5 @@
 import { createServiceApp } from '@shared/app.ts';
-import { baseEnvSchema, parseEnv, portSchema } from '@shared/config.ts';
+import { parseEnv, serviceEnvSchema } from '@shared/config.ts';
 import { createMemoryKv } from '@shared/kv-memory.ts';
 import { createLogger } from '@shared/log.ts';
 import { startService } from '@shared/serve.ts';
@@ -18,7 +18,7 @@ describe('startService graceful stop', () => {
       version: '0.0.1',
       port: 0,
       schema: null,
-      envSchema: baseEnvSchema.extend(portSchema(0).shape),
+      envSchema: serviceEnvSchema(0),
       build: () => {
         const app = createServiceApp({ name: 'slow-service', version: '0.0.1', description: 'test', logger });
         app.get('/slow', async (c) => {

@@ -1,7 +1,7 @@
 /** How the runners start api-gateway: port 8000, no database of its own. */
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 import { createHealthFanout } from './health-fanout.ts';
@@ -14,7 +14,7 @@ export const definition = defineService({
   version: '0.1.0',
   port: 8000,
   schema: null,
-  envSchema: baseEnvSchema.extend(portSchema(8000).shape).extend({
+  envSchema: serviceEnvSchema(8000).extend({
     USER_SERVICE_URL: upstreamUrl(8001),
     SERVICE_REGISTRY_URL: upstreamUrl(8002),
     JOB_PROCESSOR_URL: upstreamUrl(8003),

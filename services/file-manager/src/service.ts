@@ -1,7 +1,7 @@
 /** How the runners start file-manager: port 8004, Postgres schema `files`. */
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ export const definition = defineService({
   version: '0.1.0',
   port: 8004,
   schema: 'files',
-  envSchema: baseEnvSchema.extend(portSchema(8004).shape).extend({ STORAGE_DIR: z.string().optional() }),
+  envSchema: serviceEnvSchema(8004).extend({ STORAGE_DIR: z.string().optional() }),
   build: (env, infra) => ({
     app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database, storageDir: env.STORAGE_DIR ?? join(env.DATA_DIR, 'files') }),
   }),

@@ -1,6 +1,6 @@
 /** How the runners start job-processor: port 8003, Postgres schema `jobs`. */
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 
@@ -9,7 +9,7 @@ export const definition = defineService({
   version: '0.1.0',
   port: 8003,
   schema: 'jobs',
-  envSchema: baseEnvSchema.extend(portSchema(8003).shape),
+  envSchema: serviceEnvSchema(8003),
   build: (env, infra) => ({
     app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database }),
   }),

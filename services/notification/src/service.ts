@@ -1,6 +1,6 @@
 /** How the runners start notification: port 8005, Postgres schema `notify`. */
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 
@@ -9,7 +9,7 @@ export const definition = defineService({
   version: '0.1.0',
   port: 8005,
   schema: 'notify',
-  envSchema: baseEnvSchema.extend(portSchema(8005).shape),
+  envSchema: serviceEnvSchema(8005),
   build: (env, infra) => ({
     app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database, kv: infra.kv }),
   }),

@@ -1,6 +1,6 @@
 /** How the runners start service-registry: port 8002, Postgres schema `registry`. */
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 
@@ -9,7 +9,7 @@ export const definition = defineService({
   version: '0.1.0',
   port: 8002,
   schema: 'registry',
-  envSchema: baseEnvSchema.extend(portSchema(8002).shape),
+  envSchema: serviceEnvSchema(8002),
   build: (env, infra) => ({
     app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database }),
   }),

@@ -1,6 +1,6 @@
 /** How the runners start user-service: port 8001, Postgres schema `users`. */
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { baseEnvSchema, portSchema } from '@shared/config.ts';
+import { serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 
@@ -9,7 +9,7 @@ export const definition = defineService({
   version: '0.1.0',
   port: 8001,
   schema: 'users',
-  envSchema: baseEnvSchema.extend(portSchema(8001).shape),
+  envSchema: serviceEnvSchema(8001),
   build: (env, infra) => ({
     app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database, kv: infra.kv }),
   }),
