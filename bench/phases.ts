@@ -48,7 +48,7 @@ export async function profileStart(definition: ServiceDefinition): Promise<void>
   mark('dbOpen');
   await database?.ping();
   mark('dbConnect');
-  const kv = openServiceKv(env);
+  const kv = await openServiceKv(env);
   await kv.ping();
   mark('kv');
   let built: BuiltService;

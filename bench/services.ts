@@ -223,9 +223,8 @@ const BUILDS: readonly Build[] = ['source', 'bundle', 'bytecode'];
  * where it is not installed). With `drizzle-orm/pglite` external too, both stay behind the lazy
  * `import()` in shared/db.ts. (`--splitting --outdir` also works; it measured the same.)
  *
- * `bytecode` adds JSC bytecode so a start skips parsing. Bun allows that without `--compile` only
- * for CommonJS, and CommonJS has no top-level await, so it bundles a generated copy of index.ts
- * that calls `runService(...).catch(...)` instead of awaiting it.
+ * `bytecode` adds JSC bytecode so a start skips parsing (Bun allows that without `--compile` only
+ * for CommonJS, which is why index.ts has no top-level await). It is what the Dockerfiles ship.
  */
 const EXTERNALS = ['--external', '@electric-sql/pglite', '--external', 'drizzle-orm/pglite'];
 const BUILD_FLAGS: Record<Exclude<Build, 'source'>, string[]> = {
@@ -247,7 +246,7 @@ async function sizeKiB(dir: string): Promise<number> {
 /** The file `bun` runs for a service in a build. */
 function serviceEntry(name: string, build: Build): string {
   if (build === 'source') return join(ROOT, 'services', name, 'src/index.ts');
-  return join(scratchDir, build, name, build === 'bundle' ? 'index.js' : `${name}.js`);
+  return join(scratchDir, build, name, 'index.js');
 }
 
 /** The phase profiler's file for a service in a build (see phases.ts). */
@@ -258,17 +257,14 @@ function phasesEntry(name: string, build: Build): string {
 /** Writes the generated entries and bundles every service and phase profiler; returns bundle sizes. */
 async function buildAll(names: string[]): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
-  const entries = join(scratchDir, 'entries');
   const repo = (...parts: string[]) => JSON.stringify(join(ROOT, ...parts));
   for (const name of names) {
     const definition = `import { definition } from ${repo('services', name, 'src/service.ts')};\n`;
     const exitOnError = `.catch((err) => {\n  console.error(err);\n  process.exit(1);\n});\n`;
-    const serviceNoAwait = join(entries, `${name}.ts`);
-    await Bun.write(serviceNoAwait, `import { runService } from ${repo('shared/serve.ts')};\n${definition}runService(definition, process.env)${exitOnError}`);
     await Bun.write(phasesEntry(name, 'source'), `import { profileStart } from ${repo('bench/phases.ts')};\n${definition}profileStart(definition)${exitOnError}`);
 
     await bundle('bundle', serviceEntry(name, 'source'), join(scratchDir, 'bundle', name));
-    await bundle('bytecode', serviceNoAwait, join(scratchDir, 'bytecode', name));
+    await bundle('bytecode', serviceEntry(name, 'source'), join(scratchDir, 'bytecode', name));
     sizes.set(name, await sizeKiB(join(scratchDir, 'bundle', name)));
     for (const build of ['bundle', 'bytecode'] as const) {
       await bundle(build, phasesEntry(name, 'source'), join(scratchDir, `phases-${build}`, name));

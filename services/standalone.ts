@@ -17,7 +17,7 @@ const shared = envs[0]!;
 const logger = createLogger({ level: shared.LOG_LEVEL });
 const started = performance.now();
 const database = await openServiceDatabase(shared);
-const kv = openServiceKv(shared);
+const kv = await openServiceKv(shared);
 
 const running: RunningService[] = [];
 for (const [i, definition] of SERVICES.entries()) {

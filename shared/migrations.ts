@@ -3,7 +3,7 @@
  * transaction-scoped Postgres advisory lock, so replicas (and services sharing a database) can start
  * together: the first applies, the others wait and then find nothing left to do.
  */
-import { sql } from 'drizzle-orm';
+import { max, sql } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { bigint, pgSchema, serial, text } from 'drizzle-orm/pg-core';
 import { join } from 'node:path';
@@ -33,6 +33,13 @@ export async function migrate(database: Database, options: { schema: string; mig
   if (!/^[a-z_][a-z0-9_]*$/.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
   const migrations = readMigrationFiles({ migrationsFolder: join(options.migrationsDir, options.schema) });
   const table = migrationsTable(options.schema);
+  const newest = migrations.reduce((max, m) => Math.max(max, m.folderMillis), 0);
+  // The common start (nothing pending) needs one query and no lock; a missing table means a first start.
+  const recorded = await database.db
+    .select({ last: max(table.createdAt) })
+    .from(table)
+    .then((rows) => rows[0]?.last ?? 0, () => 0);
+  if (recorded >= newest) return { applied: 0, total: migrations.length };
   return database.db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext('federated-imputation:migrations'))`);
     await tx.execute(sql`create schema if not exists "drizzle"`);
@@ -41,8 +48,8 @@ export async function migrate(database: Database, options: { schema: string; mig
         `create table if not exists "drizzle"."__migrations_${options.schema}" (id serial primary key, hash text not null, created_at bigint)`,
       ),
     );
-    const done = await tx.select({ createdAt: table.createdAt }).from(table);
-    const last = done.reduce((max, row) => Math.max(max, row.createdAt ?? 0), 0);
+    const [row] = await tx.select({ last: max(table.createdAt) }).from(table);
+    const last = row?.last ?? 0;
     let applied = 0;
     for (const migration of migrations) {
       if (migration.folderMillis <= last) continue;

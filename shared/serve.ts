@@ -70,7 +70,7 @@ export function openServiceDatabase(env: BaseEnv): Promise<Database> {
 }
 
 /** Opens the KV backend named by `REDIS_URL` (in-memory when unset). */
-export function openServiceKv(env: BaseEnv): Kv {
+export function openServiceKv(env: BaseEnv): Promise<Kv> {
   return createKv({ url: env.REDIS_URL, token: env.REDIS_TOKEN });
 }
 
@@ -105,12 +105,24 @@ export function parseEnvOrExit<T>(parse: () => T, name: string): T {
   }
 }
 
-/** The body of every `services/<name>/src/index.ts`: parse env, open deps, serve, stop on SIGTERM. */
+/**
+ * The body of every `services/<name>/src/index.ts`: parse env, open deps, serve, stop on SIGTERM.
+ * Never rejects: a failed start is logged and exits 1.
+ */
 export async function runService(definition: ServiceDefinition, processEnv: Env): Promise<void> {
+  try {
+    await startFromEnv(definition, processEnv);
+  } catch (err) {
+    createLogger({ fields: { service: definition.name } }).error('failed to start', { err });
+    process.exit(1);
+  }
+}
+
+async function startFromEnv(definition: ServiceDefinition, processEnv: Env): Promise<void> {
   const env = parseEnvOrExit(() => parseEnv(definition.envSchema, processEnv) as BaseEnv & { PORT: number }, definition.name);
   const logger = createLogger({ level: env.LOG_LEVEL, fields: { service: definition.name } });
   const database = definition.schema !== null ? await openServiceDatabase(env) : undefined;
-  const kv = openServiceKv(env);
+  const kv = await openServiceKv(env);
   const running = await startService(definition, { env, kv, logger, database });
   logger.info('listening', { url: running.url, database: database?.kind ?? 'none', kv: kv.kind });
   onShutdownSignal(async (signal) => {

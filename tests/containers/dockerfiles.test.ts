@@ -405,15 +405,17 @@ describe('Dockerfiles', () => {
         expect(argv[2]).toBe(`services/${definition.name}/src/index.ts`);
         expect(argv).toContain('--target=bun');
         expect(optionValues(argv, '--external').sort()).toEqual([...PGLITE_EXTERNALS].sort());
-        expect(optionValues(argv, '--outfile')).toHaveLength(1);
+        expect(argv).toContain('--bytecode');
+        expect(argv).toContain('--format=cjs');
+        expect(optionValues(argv, '--outdir')).toHaveLength(1);
       });
 
       it(`ships only the bundle${definition.schema ? ` and db/migrations/${definition.schema}, where MIGRATIONS_DIR points` : ''}`, () => {
-        const outfile = posix.resolve(buildWorkdir(dockerfile), optionValues(bundleCommand(dockerfile), '--outfile')[0]!);
+        const outdir = posix.resolve(buildWorkdir(dockerfile), optionValues(bundleCommand(dockerfile), '--outdir')[0]!);
         const copies = copiesFromBuild(dockerfile);
         const sources = copies.map(([src]) => src);
         const migrations = posix.join(buildWorkdir(dockerfile), 'db/migrations', definition.schema ?? '');
-        const expected = definition.schema ? [outfile, migrations] : [outfile];
+        const expected = definition.schema ? [outdir, migrations] : [outdir];
         expect(sources).toEqual(expected);
         expect(dockerfile.runtime.instructions.filter((i) => i instanceof Copy)).toHaveLength(copies.length);
         if (definition.schema) {
@@ -422,7 +424,8 @@ describe('Dockerfiles', () => {
         } else {
           expect(dockerfile.env.MIGRATIONS_DIR).toBeUndefined();
         }
-        expect(dockerfile.cmd).toEqual(['bun', '--no-install', posix.basename(copies[0]![1])]);
+        expect(posix.resolve(dockerfile.workdir, copies[0]![1])).toBe(dockerfile.workdir);
+        expect(dockerfile.cmd).toEqual(['bun', '--no-install', 'index.js']);
       });
 
       it('HEALTHCHECK is exec-form `bun` (no curl in the image) and gives up before Docker does', () => {
@@ -449,9 +452,10 @@ function buildAsDockerfileDoes(definition: ServiceDefinition, dockerfile: Parsed
     build = (async () => {
       const buildRoot = join(workDir, `${definition.name}-build`);
       const argv = bundleCommand(dockerfile);
-      const at = argv.indexOf('--outfile');
-      const outfile = join(buildRoot, argv[at + 1]!);
-      argv[at + 1] = outfile;
+      const at = argv.indexOf('--outdir');
+      const outdir = join(buildRoot, argv[at + 1]!);
+      argv[at + 1] = outdir;
+      const outfile = join(outdir, 'index.js');
       argv[0] = BUN;
       const proc = Bun.spawn(argv, { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
       const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);

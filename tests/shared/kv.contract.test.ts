@@ -268,17 +268,17 @@ describe('createKv', () => {
   ];
   for (const [label, options, kind] of cases) {
     it(`picks the ${kind} adapter for ${label}`, async () => {
-      const kv = createKv(options);
+      const kv = await createKv(options);
       expect(kv.kind).toBe(kind);
       await kv.close();
     });
   }
 
-  it('rejects an https URL without a token', () => {
-    expect(() => createKv({ url: 'https://kv.example.invalid' })).toThrow(/token/);
+  it('rejects an https URL without a token', async () => {
+    await expect(createKv({ url: 'https://kv.example.invalid' })).rejects.toThrow(/token/);
   });
 
-  it('rejects an unsupported scheme', () => {
-    expect(() => createKv({ url: 'memcached://127.0.0.1:11211' })).toThrow(/not supported/);
+  it('rejects an unsupported scheme', async () => {
+    await expect(createKv({ url: 'memcached://127.0.0.1:11211' })).rejects.toThrow(/not supported/);
   });
 });

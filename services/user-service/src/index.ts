@@ -1,4 +1,5 @@
 import { runService } from '@shared/serve.ts';
 import { definition } from './service.ts';
 
-await runService(definition, process.env);
+// No top-level await: the container build compiles this entry to CommonJS bytecode.
+void runService(definition, process.env);
