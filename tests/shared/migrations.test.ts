@@ -1,7 +1,8 @@
 import { openDatabase } from '@shared/db.ts';
 import { migrate } from '@shared/migrations.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import { sql } from 'drizzle-orm';
+import { accounts } from '@db/schema/users.ts';
+import { eq, sql } from 'drizzle-orm';
 import { createTestDatabase, MIGRATIONS_DIR, SERVICE_SCHEMAS, type TestDatabase } from '../support/test-database.ts';
 
 let testDb: TestDatabase;
@@ -32,6 +33,24 @@ describe('migrate', () => {
     expect(await tablesIn('files')).toEqual(['stored_files']);
     expect(await tablesIn('notify')).toEqual(['events', 'notifications']);
     expect(await tablesIn('monitor')).toEqual(['probes']);
+  });
+
+  it('round-trips text[] and timestamptz columns through drizzle (no type catalogue fetched)', async () => {
+    const id = Bun.randomUUIDv7();
+    await testDb.database.db.insert(accounts).values({
+      id,
+      username: `u-${id}`,
+      email: `${id}@example.org`,
+      passwordHash: 'x',
+      firstName: 'Ada',
+      lastName: 'Lovelace',
+      roles: ['admin', 'has,comma', 'with "quote"'],
+    });
+    const [row] = await testDb.database.db.select().from(accounts).where(eq(accounts.id, id));
+    expect(row?.roles).toEqual(['admin', 'has,comma', 'with "quote"']);
+    expect(row?.createdAt).toBeInstanceOf(Date);
+    expect(Math.abs(row!.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
+    await testDb.database.db.delete(accounts).where(eq(accounts.id, id));
   });
 
   it('rejects a schema name that is not a plain identifier', async () => {
