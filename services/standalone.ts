@@ -4,14 +4,23 @@
  */
 import { parseEnv, type BaseEnv } from '@shared/config.ts';
 import { createLogger } from '@shared/log.ts';
+import { randomToken } from '@shared/token-hash.ts';
 import { onShutdownSignal, openServiceDatabase, openServiceKv, parseEnvOrExit, startService, type RunningService } from '@shared/serve.ts';
 import { SERVICES } from './catalog.ts';
 
 // One process serves every port, so PORT would be ambiguous; a laptop install listens on loopback only.
 const { PORT: _ignored, ...rest } = process.env;
-const processEnv = { HOST: '127.0.0.1', ...rest };
-const envs = SERVICES.map(
-  (definition) => parseEnvOrExit(() => parseEnv(definition.envSchema, processEnv) as BaseEnv & { PORT: number }, definition.name),
+// Each service proves itself to user-service with its own secret; in one process they are made up
+// at start (an explicit SERVICE_SECRET(S) in the environment still wins).
+const secrets = new Map(SERVICES.filter((d) => d.name !== 'user-service').map((d) => [d.name, randomToken(24)]));
+const envFor = (name: string) => ({
+  HOST: '127.0.0.1',
+  SERVICE_SECRET: secrets.get(name),
+  SERVICE_SECRETS: [...secrets].map(([n, secret]) => `${n}=${secret}`).join(','),
+  ...rest,
+});
+const envs = SERVICES.map((definition) =>
+  parseEnvOrExit(() => parseEnv(definition.envSchema, envFor(definition.name)) as BaseEnv & { PORT: number }, definition.name),
 );
 const shared = envs[0]!;
 const logger = createLogger({ level: shared.LOG_LEVEL });

@@ -9,6 +9,7 @@ import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { HttpProblem, PROBLEM_CONTENT_TYPE, type ProblemFieldError } from './errors.ts';
 import { runReadiness, type ReadinessCheck } from './health.ts';
+import { authMiddleware, type Authenticator, type Identity } from './auth.ts';
 import type { BaseEnv } from './config.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -20,6 +21,8 @@ export type AppEnv = {
   Variables: {
     requestId: string;
     logger: Logger;
+    /** The verified caller; set on every non-public route when the app has `auth`. */
+    identity: Identity;
   };
 };
 
@@ -39,6 +42,8 @@ export interface ServiceAppOptions {
   serviceType?: ServiceInfo['type'];
   /** When false the app does not register `GET /health` (the gateway serves an aggregate there). */
   liveness?: boolean;
+  /** Default-deny authentication; the kit's operational endpoints are always public. */
+  auth?: { authenticator: Authenticator; publicPaths?: string[]; viewerWritablePrefixes?: string[] };
   /** Clock for service-info timestamps. */
   startedAt?: Date;
   /** service-info `environment` (dev, test, prod). */
@@ -57,6 +62,8 @@ export function kitDepsFromEnv(env: BaseEnv, logger: Logger): KitDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The endpoints DESIGN.md §5 lists as anonymous; a service may add its own (login, JWKS). */
+export const KIT_PUBLIC_PATHS = ['/health', '/ready', '/metrics', '/openapi.json', '/docs', '/service-info'];
 const PROBE_PATHS = new Set(['/health', '/ready', '/metrics']);
 
 /** Builds a service's base app with the kit's middleware and endpoints. */
@@ -101,6 +108,22 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
     if (PROBE_PATHS.has(path) && c.res.status < 400) options.logger.debug('request', line);
     else options.logger.info('request', line);
   });
+
+  if (options.auth) {
+    app.use(
+      '*',
+      authMiddleware({
+        authenticator: options.auth.authenticator,
+        publicPaths: [...KIT_PUBLIC_PATHS, ...(options.auth.publicPaths ?? [])],
+        viewerWritablePrefixes: options.auth.viewerWritablePrefixes,
+      }),
+    );
+    app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'An access token from POST /auth/login, or a personal API token (fip_…).',
+    });
+  }
 
   app.onError((err, c) => {
     if (err instanceof HttpProblem) return problemJson(c, err);

@@ -58,6 +58,11 @@ export const baseEnvSchema = z.object({
   REDIS_TOKEN: z.string().optional(),
   READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  USER_SERVICE_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8001'),
+  JWT_ISSUER: z.string().min(1).default('federated-imputation'),
+  /** This service's secret for getting service tokens from user-service. */
+  SERVICE_SECRET: z.string().min(16).optional(),
+  INTROSPECTION_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
   ORG_NAME: z.string().default('Federated Imputation Platform'),
   ORG_URL: z.url().default('https://github.com/federated-imputation'),
 });

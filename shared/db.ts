@@ -75,3 +75,11 @@ async function openPglite(dataDir: string): Promise<Database> {
   };
 }
 
+
+/** True when `err` (possibly wrapped by drizzle) is a unique-constraint violation (SQLSTATE 23505). */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === '23505') return true;
+  }
+  return false;
+}

@@ -15,7 +15,6 @@ export const definition = defineService({
   port: 8000,
   schema: null,
   envSchema: serviceEnvSchema(8000).extend({
-    USER_SERVICE_URL: upstreamUrl(8001),
     SERVICE_REGISTRY_URL: upstreamUrl(8002),
     JOB_PROCESSOR_URL: upstreamUrl(8003),
     FILE_MANAGER_URL: upstreamUrl(8004),

@@ -1,10 +1,12 @@
-/** file-manager HTTP app: streaming uploads, VCF validation, storage and downloads. Domain routes arrive with their issues; today it serves the kit. */
+/** file-manager HTTP app: streaming uploads, VCF validation, storage and downloads. Every route outside the kit's public ones needs a verified identity. */
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
+import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
 import { storageCheck } from './storage-check.ts';
 
 export interface FileManagerDeps extends KitDeps {
+  authenticator: Authenticator;
   database: Database;
   storageDir: string;
 }
@@ -16,6 +18,7 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
     name: 'file-manager',
     version: '0.1.0',
     description: 'streaming uploads, VCF validation, storage and downloads',
+    auth: { authenticator: deps.authenticator },
     readiness: [pingCheck('database', deps.database), storageCheck(deps.storageDir)],
   });
 }

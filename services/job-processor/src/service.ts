@@ -1,6 +1,7 @@
 /** How the runners start job-processor: port 8003, Postgres schema `jobs`. */
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { serviceEnvSchema } from '@shared/config.ts';
+import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 
@@ -11,6 +12,6 @@ export const definition = defineService({
   schema: 'jobs',
   envSchema: serviceEnvSchema(8003),
   build: (env, infra) => ({
-    app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database }),
+    app: createApp({ ...kitDepsFromEnv(env, infra.logger), authenticator: createServiceAuth('job-processor', env, infra.kv).authenticator, database: infra.database }),
   }),
 });

@@ -1,10 +1,12 @@
-/** notification HTTP app: event intake, in-app notifications, live stream, email and webhooks. Domain routes arrive with their issues; today it serves the kit. */
+/** notification HTTP app: event intake, in-app notifications, live stream, email and webhooks. Every route outside the kit's public ones needs a verified identity. */
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
+import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
 import type { Kv } from '@shared/kv.ts';
 
 export interface NotificationDeps extends KitDeps {
+  authenticator: Authenticator;
   database: Database;
   kv: Kv;
 }
@@ -16,6 +18,7 @@ export function createApp(deps: NotificationDeps): ServiceApp {
     name: 'notification',
     version: '0.1.0',
     description: 'event intake, in-app notifications, live stream, email and webhooks',
+    auth: { authenticator: deps.authenticator },
     readiness: [pingCheck('database', deps.database), pingCheck('kv', deps.kv)],
   });
 }

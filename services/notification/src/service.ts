@@ -1,6 +1,7 @@
 /** How the runners start notification: port 8005, Postgres schema `notify`. */
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { serviceEnvSchema } from '@shared/config.ts';
+import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 
@@ -11,6 +12,6 @@ export const definition = defineService({
   schema: 'notify',
   envSchema: serviceEnvSchema(8005),
   build: (env, infra) => ({
-    app: createApp({ ...kitDepsFromEnv(env, infra.logger), database: infra.database, kv: infra.kv }),
+    app: createApp({ ...kitDepsFromEnv(env, infra.logger), authenticator: createServiceAuth('notification', env, infra.kv).authenticator, database: infra.database, kv: infra.kv }),
   }),
 });

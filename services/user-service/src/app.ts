@@ -1,21 +1,40 @@
-/** user-service HTTP app: accounts, login, tokens, roles, audit and the credential vault. Domain routes arrive with their issues; today it serves the kit. */
+/** user-service HTTP app: accounts, login, tokens, roles, audit and the credential vault. */
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
 import type { Kv } from '@shared/kv.ts';
+import type { SecretBox } from '@shared/secret-box.ts';
+import { createUserDomain, type UserDomain, type UserDomainConfig } from './domain.ts';
+import { AUTH_PUBLIC_PATHS, authRoutes } from './routes/auth.ts';
+import { INTERNAL_PUBLIC_PATHS, internalRoutes } from './routes/internal.ts';
+import { meRoutes } from './routes/me.ts';
 
 export interface UserServiceDeps extends KitDeps {
   database: Database;
   kv: Kv;
+  box: SecretBox;
+  config: UserDomainConfig;
+  now?: () => number;
 }
 
-/** Builds the user-service app from its dependencies; no I/O until a request arrives. */
-export function createApp(deps: UserServiceDeps): ServiceApp {
-  return createServiceApp({
+/** Builds the user-service app and its domain from dependencies; no I/O until a request arrives. */
+export function createApp(deps: UserServiceDeps): { app: ServiceApp; domain: UserDomain } {
+  const domain = createUserDomain(deps);
+  const app = createServiceApp({
     ...deps,
     name: 'user-service',
-    version: '0.1.0',
-    description: 'accounts, login, tokens, roles, audit and the credential vault',
+    version: '0.2.0',
+    description: 'Accounts, login, tokens, roles, audit and the credential vault',
     readiness: [pingCheck('database', deps.database), pingCheck('kv', deps.kv)],
+    auth: {
+      authenticator: domain.authenticator,
+      publicPaths: [...AUTH_PUBLIC_PATHS, ...INTERNAL_PUBLIC_PATHS],
+      viewerWritablePrefixes: ['/users/me'],
+    },
   });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', { type: 'http', scheme: 'basic' });
+  app.route('/', authRoutes(domain));
+  app.route('/', meRoutes(domain));
+  app.route('/', internalRoutes(domain));
+  return { app, domain };
 }
