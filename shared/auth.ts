@@ -67,7 +67,12 @@ export function revocationKey(userId: string): string {
  * access token (`ttlMs`), after which expiry alone does the job.
  */
 export async function revokeUserAccessTokens(kv: Kv, userId: string, ttlMs: number, now = Date.now()): Promise<void> {
-  await kv.set(revocationKey(userId), String(Math.floor(now / 1000)), { ttlMs });
+  await kv.set(revocationKey(userId), String(now), { ttlMs });
+}
+
+/** When a token was issued, in ms: the `iat_ms` claim user-service adds (`iat` has only seconds). */
+function issuedAtMs(payload: JWTPayload): number {
+  return typeof payload.iat_ms === 'number' ? payload.iat_ms : (payload.iat ?? 0) * 1000;
 }
 
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
@@ -118,7 +123,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     if (audiences.includes(SERVICE_AUDIENCE)) {
       return { kind: 'service', subject: payload.sub!, roles: ['service'], via: 'service-token', tokenId: payload.jti! };
     }
-    if ((payload.iat ?? 0) < (await revokedBefore(payload.sub!))) throw unauthorized('The access token has been revoked.');
+    if (issuedAtMs(payload) < (await revokedBefore(payload.sub!))) throw unauthorized('The access token has been revoked.');
     return { kind: 'user', subject: payload.sub!, roles, via: 'access-token', tokenId: payload.jti! };
   }
 

@@ -1,6 +1,6 @@
-/** user-service tables: accounts, refresh and API tokens, signing keys, audit log. */
+/** user-service tables: accounts, refresh and API tokens, signing keys, audit log, credential vault. */
 import { sql } from 'drizzle-orm';
-import { boolean, index, jsonb, pgSchema, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { boolean, index, jsonb, pgSchema, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 
 export const usersSchema = pgSchema('users');
 
@@ -90,4 +90,34 @@ export const auditLog = usersSchema.table(
     details: jsonb('details'),
   },
   (t) => [index('audit_log_at').on(t.at), index('audit_log_actor').on(t.actorId)],
+);
+
+/**
+ * The vault: each user's credential for an external imputation server, sealed with AES-256-GCM
+ * (the key id is inside the sealed value, so keys can rotate). Only metadata ever leaves the service,
+ * except to job-processor through the audited internal release.
+ */
+export const credentials = usersSchema.table(
+  'credentials',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => accounts.id),
+    /** The registry's id of the external service. */
+    serviceId: text('service_id').notNull(),
+    /** cloudgene-token | wes-bearer | basic */
+    type: text('type').notNull(),
+    label: text('label'),
+    sealed: text('sealed').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    /** Decoded from the token when it is a JWT (Cloudgene tokens last 30 days). */
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    verifiedAt: timestamp('verified_at', { withTimezone: true }),
+    verificationOk: boolean('verification_ok'),
+    verificationMessage: text('verification_message'),
+  },
+  (t) => [unique('credentials_user_service').on(t.userId, t.serviceId)],
 );

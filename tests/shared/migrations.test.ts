@@ -27,7 +27,7 @@ describe('migrate', () => {
       const again = await migrate(testDb.database, { schema, migrationsDir: MIGRATIONS_DIR });
       expect(again.applied).toBe(0);
     }
-    expect(await tablesIn('users')).toEqual(['accounts', 'api_tokens', 'audit_log', 'refresh_tokens', 'signing_keys']);
+    expect(await tablesIn('users')).toEqual(['accounts', 'api_tokens', 'audit_log', 'credentials', 'refresh_tokens', 'signing_keys']);
     expect(await tablesIn('registry')).toEqual(['panels', 'services']);
     expect(await tablesIn('jobs')).toEqual(['jobs', 'outbox']);
     expect(await tablesIn('files')).toEqual(['stored_files']);

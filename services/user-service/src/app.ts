@@ -8,6 +8,9 @@ import { createUserDomain, type UserDomain, type UserDomainConfig } from './doma
 import { AUTH_PUBLIC_PATHS, authRoutes } from './routes/auth.ts';
 import { INTERNAL_PUBLIC_PATHS, internalRoutes } from './routes/internal.ts';
 import { meRoutes } from './routes/me.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { credentialRoutes } from './routes/credentials.ts';
+import { internalCredentialRoutes } from './routes/internal-credentials.ts';
 
 export interface UserServiceDeps extends KitDeps {
   database: Database;
@@ -35,6 +38,9 @@ export function createApp(deps: UserServiceDeps): { app: ServiceApp; domain: Use
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', { type: 'http', scheme: 'basic' });
   app.route('/', authRoutes(domain));
   app.route('/', meRoutes(domain));
+  app.route('/', credentialRoutes(domain));
+  app.route('/', adminRoutes(domain));
   app.route('/', internalRoutes(domain));
+  app.route('/', internalCredentialRoutes(domain));
   return { app, domain };
 }

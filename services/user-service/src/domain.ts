@@ -15,6 +15,8 @@ import { createLoginThrottle, type LoginThrottle } from './login-throttle.ts';
 import { createRefreshTokenStore, type RefreshTokenStore } from './refresh-tokens.ts';
 import { createKeyStore, type KeyStore } from './signing-keys.ts';
 import { createTokenIssuer, type TokenIssuer } from './token-issuer.ts';
+import { createUserAdmin, type UserAdmin } from './user-admin.ts';
+import { createVault, type Vault } from './vault.ts';
 
 export interface UserDomainConfig {
   issuer: string;
@@ -24,6 +26,8 @@ export interface UserDomainConfig {
   serviceSecrets: Map<string, string>;
   trustForwardedFor: boolean;
   login: { maxFailures: number; lockoutMs: number; ipAttemptsPerMinute: number };
+  /** Registrations allowed per client address per hour (default 10). */
+  registrationsPerHourPerIp?: number;
 }
 
 export interface UserDomain {
@@ -35,6 +39,8 @@ export interface UserDomain {
   apiTokens: ApiTokenStore;
   throttle: LoginThrottle;
   audit: AuditWriter;
+  vault: Vault;
+  admin: UserAdmin;
   authenticator: Authenticator;
   config: UserDomainConfig;
   clientIp(c: Context): string;
@@ -68,13 +74,16 @@ export function createUserDomain(deps: { database: Database; kv: Kv; box: Secret
     apiTokens,
     throttle: createLoginThrottle(deps.kv, config.login),
     audit: createAuditWriter(db),
-    // user-service checks API tokens against its own database: no cache, revocation is immediate here.
+    vault: createVault({ db, box: deps.box, now }),
+    admin: createUserAdmin({ db, now }),
+    // user-service is where revocation happens: no caches, so it takes effect here at once.
     authenticator: createAuthenticator({
       keys: keys.keySet,
       issuer: config.issuer,
       kv: deps.kv,
       introspect: (token) => apiTokens.introspect(token),
       introspectionCacheMs: 0,
+      revocationCacheMs: 0,
       now,
     }),
     config,

@@ -91,3 +91,83 @@ export const NewApiTokenSchema = ApiTokenSchema.extend({
 export const JwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).openapi('JWKS');
 
 export const IdParam = z.object({ id: z.uuid() });
+
+export const ServiceIdParam = z.object({
+  serviceId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, "the registry's service id")
+    .openapi({ param: { name: 'serviceId', in: 'path' }, example: 'michigan-imputation-server' }),
+});
+
+export const CredentialPutBody = z
+  .discriminatedUnion('type', [
+    z.object({
+      type: z.literal('cloudgene-token'),
+      token: z.string().min(8).max(8192).openapi({ description: 'API token from the server profile page; sent as X-Auth-Token' }),
+      label: z.string().trim().max(100).nullish(),
+    }),
+    z.object({
+      type: z.literal('wes-bearer'),
+      token: z.string().min(8).max(8192).openapi({ description: 'Bearer token for the GA4GH WES endpoint' }),
+      label: z.string().trim().max(100).nullish(),
+    }),
+    z.object({
+      type: z.literal('basic'),
+      username: z.string().min(1).max(256),
+      password: z.string().min(1).max(1024),
+      label: z.string().trim().max(100).nullish(),
+    }),
+  ])
+  .openapi('CredentialWrite');
+
+export const CredentialSchema = z
+  .object({
+    serviceId: z.string(),
+    type: z.enum(['cloudgene-token', 'wes-bearer', 'basic']),
+    label: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    lastUsedAt: z.string().nullable(),
+    expiresAt: z.string().nullable().openapi({ description: "The token's own expiry when it is a JWT" }),
+    expiringSoon: z.boolean(),
+    expired: z.boolean(),
+    lastVerification: z.object({ at: z.string(), ok: z.boolean(), message: z.string().nullable() }).nullable(),
+  })
+  .openapi('Credential');
+
+export const ReleasedCredentialSchema = z
+  .object({
+    type: z.enum(['cloudgene-token', 'wes-bearer', 'basic']),
+    secret: z.union([z.object({ token: z.string() }), z.object({ username: z.string(), password: z.string() })]),
+    expiresAt: z.string().nullable(),
+  })
+  .openapi('ReleasedCredential');
+
+export const AdminUserPatch = z
+  .object({
+    roles: z
+      .array(z.enum(['admin', 'researcher', 'viewer']))
+      .min(1)
+      .max(3)
+      .refine((r) => new Set(r).size === r.length, 'roles must not repeat')
+      .optional(),
+    isActive: z.boolean().optional(),
+  })
+  .strict()
+  .refine((b) => b.roles !== undefined || b.isActive !== undefined, 'give roles or isActive')
+  .openapi('AdminUserUpdate');
+
+export const AuditEntrySchema = z
+  .object({
+    id: z.string(),
+    at: z.string(),
+    action: z.string(),
+    actorId: z.string().nullable(),
+    subjectType: z.string().nullable(),
+    subjectId: z.string().nullable(),
+    ip: z.string().nullable(),
+    userAgent: z.string().nullable(),
+    requestId: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .openapi('AuditEntry');

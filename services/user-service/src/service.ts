@@ -24,6 +24,7 @@ export const definition = defineService({
     LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
     LOGIN_LOCKOUT_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
     LOGIN_IP_ATTEMPTS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(30),
+    REGISTRATIONS_PER_HOUR_PER_IP: z.coerce.number().int().min(1).max(100_000).default(10),
     ADMIN_USERNAME: z.string().optional(),
     ADMIN_EMAIL: z.email().optional(),
     ADMIN_PASSWORD: z.string().optional(),
@@ -49,6 +50,7 @@ export const definition = defineService({
         refreshTokenTtlMs: env.REFRESH_TOKEN_TTL_DAYS * 86_400_000,
         serviceSecrets,
         trustForwardedFor: env.TRUST_FORWARDED_FOR,
+        registrationsPerHourPerIp: env.REGISTRATIONS_PER_HOUR_PER_IP,
         login: {
           maxFailures: env.LOGIN_MAX_FAILURES,
           lockoutMs: env.LOGIN_LOCKOUT_MINUTES * 60_000,

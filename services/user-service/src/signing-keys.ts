@@ -6,7 +6,7 @@
 import type { Db } from '@shared/db.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { signingKeys } from '@db/schema/users.ts';
-import { desc, isNull, sql } from 'drizzle-orm';
+import { desc, gt, isNull, or, sql } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
 
 export const SIGNING_ALG = 'EdDSA';
@@ -57,7 +57,7 @@ export function createKeyStore(deps: { db: Db; box: SecretBox; publishRetiredMs:
     const rows = await deps.db
       .select()
       .from(signingKeys)
-      .where(sql`${signingKeys.retiredAt} is null or ${signingKeys.retiredAt} > ${cutoff}`)
+      .where(or(isNull(signingKeys.retiredAt), gt(signingKeys.retiredAt, cutoff)))
       .orderBy(desc(signingKeys.createdAt));
     return rows.map((r) => r.publicJwk as JWK);
   }

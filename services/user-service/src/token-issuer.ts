@@ -18,8 +18,10 @@ export function createTokenIssuer(deps: { keys: KeyStore; issuer: string; access
   const now = deps.now ?? Date.now;
   async function sign(subject: string, audience: string, claims: Record<string, unknown>): Promise<IssuedToken> {
     const { kid, key } = await deps.keys.signer();
-    const iat = Math.floor(now() / 1000);
-    const token = await new SignJWT(claims)
+    const issuedMs = now();
+    const iat = Math.floor(issuedMs / 1000);
+    // iat_ms lets a revocation mark (in ms) tell apart tokens issued within the same second.
+    const token = await new SignJWT({ ...claims, iat_ms: issuedMs })
       .setProtectedHeader({ alg: SIGNING_ALG, kid, typ: 'JWT' })
       .setIssuer(deps.issuer)
       .setSubject(subject)

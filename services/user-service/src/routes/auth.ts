@@ -62,7 +62,8 @@ export function authRoutes(domain: UserDomain) {
 
   app.openapi(registerRoute, async (c) => {
     const input = c.req.valid('json');
-    const rate = await domain.kv.rateLimit(`register:ip:${domain.clientIp(c)}`, 10, 60 * 60_000);
+    const perHour = domain.config.registrationsPerHourPerIp ?? 10;
+    const rate = await domain.kv.rateLimit(`register:ip:${domain.clientIp(c)}`, perHour, 60 * 60_000);
     if (!rate.allowed) throw new HttpProblem(429, 'too_many_registrations', 'Too many registrations from your address; try again later.');
     const row = await domain.accounts.register(input);
     await domain.audit(domain.auditContext(c, row.id), { action: 'user.registered', subjectType: 'user', subjectId: row.id });

@@ -105,7 +105,7 @@ export function meRoutes(domain: UserDomain) {
     await domain.revokeAccessTokens(id);
     await domain.audit(domain.auditContext(c, id), { action: 'user.password_changed', subjectType: 'user', subjectId: id });
     const row = await domain.accounts.get(id);
-    // The revocation mark covers tokens issued before this second, so the new session survives it.
+    // The revocation mark covers tokens issued before it, so the new session below survives it.
     return c.json(await domain.startSession(row!, c), 200);
   });
 

@@ -1,0 +1,24 @@
+/** `?limit=&cursor=` → `{ items, nextCursor }`, with opaque cursors over a stable order. */
+import { z } from '@hono/zod-openapi';
+import { HttpProblem } from '../errors.ts';
+
+export const PageQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ example: 20 }),
+  cursor: z.string().max(200).optional().openapi({ description: 'nextCursor of the previous page' }),
+});
+
+export function pageOf<T extends z.ZodType>(item: T, name: string) {
+  return z.object({ items: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
+}
+
+export function encodeCursor(position: string): string {
+  return Buffer.from(position, 'utf8').toString('base64url');
+}
+
+/** The position inside a cursor; a 400 problem when it was not made by `encodeCursor`. */
+export function decodeCursor(cursor: string | undefined, valid: (position: string) => boolean): string | undefined {
+  if (cursor === undefined) return undefined;
+  const position = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!valid(position)) throw new HttpProblem(400, 'invalid_cursor', 'The cursor is not one this endpoint handed out.');
+  return position;
+}

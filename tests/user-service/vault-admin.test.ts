@@ -1,0 +1,234 @@
+/**
+ * The credential vault and the admin endpoints of user-service, in-process on real backends.
+ */
+import { createKv } from '@shared/kv-factory.ts';
+import type { Kv } from '@shared/kv.ts';
+import { createLogger } from '@shared/log.ts';
+import { migrate } from '@shared/migrations.ts';
+import { createSecretBox } from '@shared/secret-box.ts';
+import { credentials } from '@db/schema/users.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { eq, sql } from 'drizzle-orm';
+import { createApp } from '../../services/user-service/src/app.ts';
+import type { UserDomain } from '../../services/user-service/src/domain.ts';
+import type { ServiceApp } from '@shared/app.ts';
+import { json } from '../support/json.ts';
+import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from '../support/test-database.ts';
+
+const logLines: string[] = [];
+const SERVICE_SECRET = 'job-processor-secret-0123456789';
+const OTHER_SECRET = 'notification-secret-0123456789';
+let testDb: TestDatabase;
+let kv: Kv;
+let app: ServiceApp;
+let domain: UserDomain;
+const run = Math.random().toString(36).slice(2, 8);
+
+function fakeJwt(expSeconds: number): string {
+  const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc({ sub: 'michigan-user', exp: expSeconds })}.c2lnbmF0dXJl`;
+}
+
+async function call(method: string, path: string, token?: string, body?: unknown) {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  return app.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+async function registerAndLogin(name: string, roles?: string[]) {
+  const username = `${name}-${run}`;
+  const password = `Sturdy-Passphrase-${run}-${name}`;
+  const res = await call('POST', '/auth/register', undefined, { username, email: `${username}@example.org`, password, firstName: name, lastName: 'Test' });
+  expect(res.status).toBe(201);
+  const user = await json(res);
+  if (roles) await domain.admin.update(user.id, { roles });
+  const session = await json(await call('POST', '/auth/login', undefined, { login: username, password }));
+  return { id: user.id as string, token: session.accessToken as string, password };
+}
+
+async function serviceToken(name: string, secret: string): Promise<string> {
+  const res = await app.request('/internal/service-token', {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${name}:${secret}`).toString('base64')}` },
+  });
+  expect(res.status).toBe(200);
+  return (await json(res)).token;
+}
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  await migrate(testDb.database, { schema: 'users', migrationsDir: MIGRATIONS_DIR });
+  kv = await createKv({ url: process.env.REDIS_URL });
+  ({ app, domain } = createApp({
+    logger: createLogger({ level: 'debug', sink: (line) => logLines.push(line) }),
+    readyTimeoutMs: 1000,
+    organization: { name: 'test', url: 'https://example.org' },
+    database: testDb.database,
+    kv,
+    box: await createSecretBox([{ id: 'test', key: crypto.getRandomValues(new Uint8Array(32)) }]),
+    config: {
+      issuer: 'federated-imputation',
+      accessTokenTtlSeconds: 900,
+      refreshTokenTtlMs: 86_400_000,
+      serviceSecrets: new Map([
+        ['job-processor', SERVICE_SECRET],
+        ['notification', OTHER_SECRET],
+      ]),
+      trustForwardedFor: true,
+      registrationsPerHourPerIp: 1000,
+      login: { maxFailures: 5, lockoutMs: 60_000, ipAttemptsPerMinute: 1000 },
+    },
+  }));
+});
+
+afterAll(async () => {
+  await kv.close();
+  await testDb.drop();
+});
+
+describe('credential vault', () => {
+  const michiganToken = fakeJwt(Math.floor(Date.now() / 1000) + 3 * 86_400);
+
+  it('stores a Cloudgene token encrypted, answers metadata only, and flags its expiry', async () => {
+    const ada = await registerAndLogin('ada');
+    const res = await call('PUT', '/users/me/credentials/michigan', ada.token, { type: 'cloudgene-token', token: michiganToken, label: 'MIS account' });
+    expect(res.status).toBe(201);
+    const text = await res.text();
+    expect(text).not.toContain(michiganToken);
+    const body = JSON.parse(text);
+    expect(body).toMatchObject({ serviceId: 'michigan', type: 'cloudgene-token', label: 'MIS account', expiringSoon: true, expired: false });
+    expect(Date.parse(body.expiresAt)).toBeGreaterThan(Date.now());
+
+    const [row] = await testDb.database.db.select().from(credentials).where(eq(credentials.userId, ada.id));
+    expect(row!.sealed.startsWith('v1.test.')).toBe(true);
+    expect(row!.sealed).not.toContain(michiganToken);
+
+    const list = await call('GET', '/users/me/credentials', ada.token);
+    const listText = await list.text();
+    expect(listText).not.toContain(michiganToken);
+    expect(JSON.parse(listText).items).toHaveLength(1);
+
+    const again = await call('PUT', '/users/me/credentials/michigan', ada.token, { type: 'basic', username: 'ada', password: 'server-pass-123' });
+    expect(again.status).toBe(200);
+    expect((await json(again)).type).toBe('basic');
+  });
+
+  it('rejects a malformed credential with 422 and stores nothing', async () => {
+    const bob = await registerAndLogin('bob');
+    const res = await call('PUT', '/users/me/credentials/topmed', bob.token, { type: 'cloudgene-token' });
+    expect(res.status).toBe(422);
+    const bad = await call('PUT', '/users/me/credentials/..%2Fetc', bob.token, { type: 'wes-bearer', token: 'abcdefghij' });
+    expect(bad.status).toBe(400);
+    expect((await json(await call('GET', '/users/me/credentials', bob.token))).items).toEqual([]);
+  });
+
+  it("gives 404 for another user's credential and never lets them delete it", async () => {
+    const owner = await registerAndLogin('owner');
+    const other = await registerAndLogin('other');
+    await call('PUT', '/users/me/credentials/afrigen', owner.token, { type: 'wes-bearer', token: 'owner-wes-token-xyz' });
+    expect((await call('GET', '/users/me/credentials/afrigen', other.token)).status).toBe(404);
+    expect((await call('DELETE', '/users/me/credentials/afrigen', other.token)).status).toBe(404);
+    expect((await call('GET', '/users/me/credentials/afrigen', owner.token)).status).toBe(200);
+    expect((await call('DELETE', '/users/me/credentials/afrigen', owner.token)).status).toBe(204);
+    expect((await call('GET', '/users/me/credentials/afrigen', owner.token)).status).toBe(404);
+  });
+
+  it('releases the plaintext only to job-processor, and audits each release', async () => {
+    const eve = await registerAndLogin('eve');
+    await call('PUT', '/users/me/credentials/elwazi', eve.token, { type: 'wes-bearer', token: 'eve-wes-bearer-secret' });
+    const path = `/internal/users/${eve.id}/credentials/elwazi`;
+
+    expect((await call('GET', path)).status).toBe(401);
+    expect((await call('GET', path, eve.token)).status).toBe(403);
+    expect((await call('GET', path, await serviceToken('notification', OTHER_SECRET))).status).toBe(403);
+
+    const released = await call('GET', path, await serviceToken('job-processor', SERVICE_SECRET));
+    expect(released.status).toBe(200);
+    expect(await json(released)).toEqual({ type: 'wes-bearer', secret: { token: 'eve-wes-bearer-secret' }, expiresAt: null });
+    const missing = await call('GET', `/internal/users/${eve.id}/credentials/nowhere`, await serviceToken('job-processor', SERVICE_SECRET));
+    expect(missing.status).toBe(404);
+
+    const audit = await testDb.database.db.execute(sql`select action, details from users.audit_log where subject_id = 'elwazi' order by at`);
+    const actions = (Array.isArray(audit) ? audit : (audit as { rows: unknown[] }).rows) as { action: string }[];
+    expect(actions.map((a) => a.action)).toEqual(['credential.stored', 'credential.released']);
+    expect((await json(await call('GET', '/users/me/credentials/elwazi', eve.token))).lastUsedAt).not.toBeNull();
+  });
+});
+
+describe('admin endpoints', () => {
+  it('are refused to researchers with 403', async () => {
+    const researcher = await registerAndLogin('plain');
+    expect((await call('GET', '/admin/users', researcher.token)).status).toBe(403);
+    expect((await call('GET', '/admin/audit-log', researcher.token)).status).toBe(403);
+  });
+
+  it('page through users with a stable cursor and search them', async () => {
+    const admin = await registerAndLogin('pager', ['admin']);
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const res: Response = await call('GET', `/admin/users?limit=2${cursor ? `&cursor=${cursor}` : ''}`, admin.token);
+      expect(res.status).toBe(200);
+      const page = await json(res);
+      for (const u of page.items) {
+        expect(seen.has(u.id)).toBe(false);
+        expect(u.passwordHash).toBeUndefined();
+        seen.add(u.id);
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    const [{ n } = { n: -1 }] = (await testDb.database.db.execute(sql`select count(*)::int as n from users.accounts`).then((r) =>
+      Array.isArray(r) ? r : (r as { rows: unknown[] }).rows,
+    )) as { n: number }[];
+    expect(seen.size).toBe(n);
+    const found = await json(await call('GET', `/admin/users?q=pager-${run}`, admin.token));
+    expect(found.items.map((u: { username: string }) => u.username)).toEqual([`pager-${run}`]);
+    expect((await call('GET', '/admin/users?cursor=not-a-cursor', admin.token)).status).toBe(400);
+  });
+
+  it('deactivation revokes every token at once; reactivation lets the user log in again', async () => {
+    const admin = await registerAndLogin('boss', ['admin']);
+    const user = await registerAndLogin('leaver');
+    const apiToken = (await json(await call('POST', '/users/me/api-tokens', user.token, { name: 'script' }))).token;
+    expect((await call('GET', '/users/me', apiToken)).status).toBe(200);
+
+    const res = await call('PATCH', `/admin/users/${user.id}`, admin.token, { isActive: false });
+    expect(res.status).toBe(200);
+    expect((await json(res)).isActive).toBe(false);
+    expect((await call('GET', '/users/me', user.token)).status).toBe(401);
+    expect((await call('GET', '/users/me', apiToken)).status).toBe(401);
+    expect((await call('POST', '/auth/login', undefined, { login: `leaver-${run}`, password: user.password })).status).toBe(401);
+
+    expect((await call('PATCH', `/admin/users/${user.id}`, admin.token, { isActive: true })).status).toBe(200);
+    expect((await call('POST', '/auth/login', undefined, { login: `leaver-${run}`, password: user.password })).status).toBe(200);
+  });
+
+  it('changes roles, refuses to remove the last admin, and records both in the audit log', async () => {
+    const admin = await registerAndLogin('chief', ['admin']);
+    const user = await registerAndLogin('promoted');
+    const res = await call('PATCH', `/admin/users/${user.id}`, admin.token, { roles: ['viewer'] });
+    expect((await json(res)).roles).toEqual(['viewer']);
+    expect((await call('PATCH', `/admin/users/${user.id}`, admin.token, { roles: [] })).status).toBe(422);
+    expect((await call('PATCH', `/admin/users/${user.id}`, admin.token, { roles: ['root'] })).status).toBe(422);
+
+    // Demote every other admin, then the last one cannot demote themselves.
+    const others = (await json(await call('GET', '/admin/users?limit=100', admin.token))).items.filter(
+      (u: { id: string; roles: string[] }) => u.roles.includes('admin') && u.id !== admin.id,
+    );
+    for (const other of others) await domain.admin.update(other.id, { roles: ['researcher'] });
+    const self = await call('PATCH', `/admin/users/${admin.id}`, admin.token, { roles: ['researcher'] });
+    expect(self.status).toBe(409);
+    expect((await json(self)).code).toBe('last_admin');
+
+    const audit = await json(await call('GET', `/admin/audit-log?action=user.roles_changed&actorId=${admin.id}`, admin.token));
+    expect(audit.items[0]).toMatchObject({ action: 'user.roles_changed', subjectId: user.id, details: { from: ['researcher'], to: ['viewer'] } });
+  });
+});
+
+describe('secrets in logs', () => {
+  it('no log line carries a stored credential', () => {
+    const all = logLines.join('\n');
+    for (const secret of ['eve-wes-bearer-secret', 'owner-wes-token-xyz', 'server-pass-123', SERVICE_SECRET]) expect(all).not.toContain(secret);
+  });
+});
