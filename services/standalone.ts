@@ -7,16 +7,17 @@ import { createLogger } from '@shared/log.ts';
 import { randomToken } from '@shared/token-hash.ts';
 import { onShutdownSignal, openServiceDatabase, openServiceKv, parseEnvOrExit, startService, type RunningService } from '@shared/serve.ts';
 import { SERVICES } from './catalog.ts';
+import { secretVariable } from './user-service/src/service.ts';
 
 // One process serves every port, so PORT would be ambiguous; a laptop install listens on loopback only.
 const { PORT: _ignored, ...rest } = process.env;
 // Each service proves itself to user-service with its own secret; in one process they are made up
-// at start (an explicit SERVICE_SECRET(S) in the environment still wins).
+// at start (secrets set in the environment still win).
 const secrets = new Map(SERVICES.filter((d) => d.name !== 'user-service').map((d) => [d.name, randomToken(24)]));
 const envFor = (name: string) => ({
   HOST: '127.0.0.1',
   SERVICE_SECRET: secrets.get(name),
-  SERVICE_SECRETS: [...secrets].map(([n, secret]) => `${n}=${secret}`).join(','),
+  ...Object.fromEntries([...secrets].map(([n, secret]) => [secretVariable(n), secret])),
   ...rest,
 });
 const envs = SERVICES.map((definition) =>

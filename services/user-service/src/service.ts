@@ -7,6 +7,13 @@ import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
 
+/** Services that may ask for a service token, each with its own secret in `SERVICE_SECRET_<NAME>`. */
+export const CLIENT_SERVICES = ['api-gateway', 'service-registry', 'job-processor', 'file-manager', 'notification', 'monitoring'] as const;
+
+export function secretVariable(service: string): string {
+  return `SERVICE_SECRET_${service.toUpperCase().replace(/-/g, '_')}`;
+}
+
 export const definition = defineService({
   name: 'user-service',
   version: '0.2.0',
@@ -16,10 +23,7 @@ export const definition = defineService({
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(3600).default(900),
     REFRESH_TOKEN_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(30),
     ENCRYPTION_KEYS: z.string().optional(),
-    SERVICE_SECRETS: z
-      .string()
-      .regex(/^([a-z-]+=[^,=]{16,})(,[a-z-]+=[^,=]{16,})*$/, 'name=secret pairs (secrets of 16+ characters), comma-separated')
-      .optional(),
+    ...Object.fromEntries(CLIENT_SERVICES.map((name) => [secretVariable(name), z.string().min(16).optional()])),
     TRUST_FORWARDED_FOR: z.stringbool().default(true),
     LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
     LOGIN_LOCKOUT_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
@@ -33,11 +37,9 @@ export const definition = defineService({
     const keys = env.ENCRYPTION_KEYS
       ? parseEncryptionKeys(env.ENCRYPTION_KEYS)
       : [await loadOrCreateLocalKey(join(env.DATA_DIR, 'secrets', 'encryption.key'))];
+    const configured = env as unknown as Record<string, string | undefined>;
     const serviceSecrets = new Map(
-      (env.SERVICE_SECRETS ?? '')
-        .split(',')
-        .filter(Boolean)
-        .map((pair) => pair.split('=', 2) as [string, string]),
+      CLIENT_SERVICES.flatMap((name) => (configured[secretVariable(name)] ? [[name, configured[secretVariable(name)]!] as const] : [])),
     );
     const { app, domain } = createApp({
       ...kitDepsFromEnv(env, infra.logger),
