@@ -81,6 +81,9 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   const revocationCacheMs = deps.revocationCacheMs ?? 5_000;
   const introspected = new Map<string, { at: number; result: IntrospectionResult | null }>();
   const revocations = new Map<string, { at: number; before: number }>();
+  // A signature verified once stays verified: an EdDSA check costs ~100–150 µs, a lookup ~1 µs.
+  // Expiry and the revocation mark are still checked on every request.
+  const verified = new Map<string, JWTPayload>();
 
   const unauthorized = (detail: string) =>
     new HttpProblem(401, 'unauthorized', detail, { headers: { 'www-authenticate': 'Bearer realm="federated-imputation"' } });
@@ -105,6 +108,19 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   }
 
   async function viaJwt(token: string): Promise<Identity> {
+    let payload = verified.get(token);
+    if (payload && (payload.exp ?? 0) * 1000 <= now() - 5_000) payload = undefined;
+    if (!payload) payload = await verifySignature(token);
+    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
+    const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (audiences.includes(SERVICE_AUDIENCE)) {
+      return { kind: 'service', subject: payload.sub!, roles: ['service'], via: 'service-token', tokenId: payload.jti! };
+    }
+    if (issuedAtMs(payload) < (await revokedBefore(payload.sub!))) throw unauthorized('The access token has been revoked.');
+    return { kind: 'user', subject: payload.sub!, roles, via: 'access-token', tokenId: payload.jti! };
+  }
+
+  async function verifySignature(token: string): Promise<JWTPayload> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, deps.keys, {
@@ -118,13 +134,8 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     } catch {
       throw unauthorized('The access token is invalid or expired.');
     }
-    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
-    const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-    if (audiences.includes(SERVICE_AUDIENCE)) {
-      return { kind: 'service', subject: payload.sub!, roles: ['service'], via: 'service-token', tokenId: payload.jti! };
-    }
-    if (issuedAtMs(payload) < (await revokedBefore(payload.sub!))) throw unauthorized('The access token has been revoked.');
-    return { kind: 'user', subject: payload.sub!, roles, via: 'access-token', tokenId: payload.jti! };
+    remember(verified, token, payload);
+    return payload;
   }
 
   return {
