@@ -15,6 +15,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SERVICES } from '../../services/catalog.ts';
+import { secretVariable } from '../../services/user-service/src/service.ts';
+import { randomToken } from '@shared/token-hash.ts';
 import { createTestDatabase, MIGRATIONS_DIR, UNREACHABLE_DATABASE_URL, type TestDatabase } from '../support/test-database.ts';
 import { json } from '../support/json.ts';
 
@@ -122,8 +124,14 @@ describe('api-gateway over the six running services', () => {
 
   beforeAll(async () => {
     const kv = createMemoryKv();
+    const secrets = new Map(SERVICES.filter((d) => d.name !== 'user-service').map((d) => [d.name, randomToken(24)]));
+    // user-service comes first among the database services, so the others can be pointed at it.
     for (const definition of SERVICES.filter((d) => d.schema !== null)) {
-      const service = await startService(definition, { env: envFor(definition), kv, logger, database: testDb.database });
+      const extra: Record<string, string> =
+        definition.name === 'user-service'
+          ? Object.fromEntries([...secrets].map(([name, secret]) => [secretVariable(name), secret]))
+          : { SERVICE_SECRET: secrets.get(definition.name)!, USER_SERVICE_URL: upstreamEnv.USER_SERVICE_URL! };
+      const service = await startService(definition, { env: envFor(definition, extra), kv, logger, database: testDb.database });
       running.push(service);
       upstreamEnv[envKey[definition.name]!] = service.url;
     }
@@ -157,6 +165,29 @@ describe('api-gateway over the six running services', () => {
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({ status: 'healthy', service: 'monitoring' });
     expect(res.headers.get('x-request-id')).toBe('gw-test-1');
+  });
+
+  it('authenticates across services: job-processor accepts an access token and an API token issued by user-service', async () => {
+    const post = (path: string, body: unknown, token?: string) =>
+      fetch(`${gateway.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    const password = 'Cross-Service-Passphrase-9';
+    expect((await post('/api/auth/register', { username: 'crossy', email: 'crossy@example.org', password, firstName: 'C', lastName: 'S' })).status).toBe(201);
+    const { accessToken } = await json(await post('/api/auth/login', { login: 'crossy', password }));
+    const { token: apiToken } = await json(await post('/api/users/me/api-tokens', { name: 'script' }, accessToken));
+
+    const anonymous = await fetch(`${gateway.url}/api/jobs`);
+    expect(anonymous.status).toBe(401);
+    for (const token of [accessToken, apiToken]) {
+      // Authenticated, and job-processor has no /jobs route yet: 404, not 401.
+      const res = await fetch(`${gateway.url}/api/jobs`, { headers: { authorization: `Bearer ${token}`, 'x-user-id': 'someone-else' } });
+      expect({ status: res.status, code: (await json(res)).code }).toEqual({ status: 404, code: 'route_not_found' });
+    }
+    const forged = await fetch(`${gateway.url}/api/jobs`, { headers: { authorization: `Bearer ${accessToken.slice(0, -4)}AAAA` } });
+    expect(forged.status).toBe(401);
   });
 
   it('answers an unknown /api path with a 404 problem instead of a default route', async () => {
