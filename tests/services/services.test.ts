@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { SERVICES } from '../../services/catalog.ts';
 import { secretVariable } from '../../services/user-service/src/service.ts';
 import { randomToken } from '@shared/token-hash.ts';
+import { TEST_ENCRYPTION_KEY } from '../support/test-encryption-key.ts';
 import { createTestDatabase, MIGRATIONS_DIR, UNREACHABLE_DATABASE_URL, type TestDatabase } from '../support/test-database.ts';
 import { json } from '../support/json.ts';
 
@@ -31,6 +32,7 @@ function envFor(definition: ServiceDefinition, extra: Record<string, string> = {
     DATA_DIR: dataDir,
     MIGRATIONS_DIR,
     READY_TIMEOUT_MS: '1500',
+    ENCRYPTION_KEYS: `${TEST_ENCRYPTION_KEY.id}:${Buffer.from(TEST_ENCRYPTION_KEY.key).toString('base64')}`,
     ...extra,
   }) as BaseEnv & { PORT: number };
 }

@@ -14,6 +14,7 @@ import type { UserDomain } from '../../services/user-service/src/domain.ts';
 import type { ServiceApp } from '@shared/app.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from '../support/test-database.ts';
+import { TEST_ENCRYPTION_KEY } from '../support/test-encryption-key.ts';
 
 const logLines: string[] = [];
 const SERVICE_SECRET = 'job-processor-secret-0123456789';
@@ -66,7 +67,7 @@ beforeAll(async () => {
     organization: { name: 'test', url: 'https://example.org' },
     database: testDb.database,
     kv,
-    box: await createSecretBox([{ id: 'test', key: crypto.getRandomValues(new Uint8Array(32)) }]),
+    box: await createSecretBox([TEST_ENCRYPTION_KEY]),
     config: {
       issuer: 'federated-imputation',
       accessTokenTtlSeconds: 900,

@@ -55,6 +55,8 @@ export interface Accounts {
   register(input: Registration, roles?: string[], db?: Db): Promise<AccountRow>;
   /** The account for a username or email when the password matches; null otherwise (same cost either way). */
   verifyLogin(login: string, password: string): Promise<AccountRow | null>;
+  /** What login throttling counts failures under: the account when the login names one, so its username and email share one count. */
+  throttleKey(login: string): Promise<string>;
   recordLogin(id: string): Promise<void>;
   get(id: string): Promise<AccountRow | null>;
   updateProfile(id: string, changes: Partial<Pick<Registration, 'firstName' | 'lastName' | 'institution' | 'email'>>): Promise<AccountRow>;
@@ -121,6 +123,15 @@ export function createAccounts(deps: { db: Db; now?: () => number }): Accounts {
         .where(or(eq(accounts.username, key), eq(accounts.email, key)));
       const ok = await Bun.password.verify(password, row?.passwordHash ?? (await dummyHash));
       return row && ok ? row : null;
+    },
+
+    async throttleKey(login) {
+      const key = login.toLowerCase();
+      const [row] = await deps.db
+        .select({ id: accounts.id })
+        .from(accounts)
+        .where(or(eq(accounts.username, key), eq(accounts.email, key)));
+      return row ? `account:${row.id}` : `login:${key}`;
     },
 
     async recordLogin(id) {

@@ -73,10 +73,12 @@ export function authRoutes(domain: UserDomain) {
   app.openapi(loginRoute, async (c) => {
     const { login, password } = c.req.valid('json');
     const ip = domain.clientIp(c);
-    await domain.throttle.check(login, ip);
+    // Counted per account, not per name typed: failures by username also lock login by email.
+    const throttleKey = await domain.accounts.throttleKey(login);
+    await domain.throttle.check(throttleKey, ip);
     const row = await domain.accounts.verifyLogin(login, password);
     if (!row || !row.isActive) {
-      await domain.throttle.recordFailure(login);
+      await domain.throttle.recordFailure(throttleKey);
       await domain.audit(domain.auditContext(c, row?.id ?? null), {
         action: 'login.failed',
         subjectType: 'user',
@@ -85,7 +87,7 @@ export function authRoutes(domain: UserDomain) {
       });
       throw new HttpProblem(401, 'invalid_credentials', 'The username/email or password is not correct.');
     }
-    await domain.throttle.recordSuccess(login);
+    await domain.throttle.recordSuccess(throttleKey);
     await domain.accounts.recordLogin(row.id);
     const session = await domain.startSession({ ...row, lastLoginAt: new Date() }, c);
     await domain.audit(domain.auditContext(c, row.id), { action: 'login.succeeded', subjectType: 'user', subjectId: row.id });
