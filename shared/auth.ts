@@ -202,7 +202,8 @@ export function requireRole(...roles: string[]): MiddlewareHandler<{ Variables: 
 export function remoteKeys(userServiceUrl: string): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL('/.well-known/jwks.json', userServiceUrl), {
     timeoutDuration: 2_000,
-    cooldownDuration: 30_000,
+    // Short, so a key rotated in by user-service is picked up within seconds.
+    cooldownDuration: 5_000,
     cacheMaxAge: 10 * 60_000,
   });
 }
@@ -240,7 +241,12 @@ export function createServiceCredential(
         pending ??= issue().finally(() => {
           pending = undefined;
         });
-        current = await pending;
+        try {
+          current = await pending;
+        } catch (err) {
+          // An early refresh that fails is not fatal while the current token still works.
+          if (!current || current.expiresAt <= now()) throw err;
+        }
       }
       return `Bearer ${current.token}`;
     },

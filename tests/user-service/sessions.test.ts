@@ -180,7 +180,9 @@ describe('POST /auth/login', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]!.ip).toMatch(/^10\./);
     const details = typeof failed[0]!.details === 'string' ? JSON.parse(failed[0]!.details) : failed[0]!.details;
-    expect(details).toEqual({ login: user.username, reason: 'bad_credentials' });
+    expect(details).toEqual({ login: user.username, reason: 'wrong_password' });
+    // A wrong password for a real account names that account as the subject.
+    expect(failed[0]!.subject_id).toBe(user.id);
     const succeeded = await h.query<AuditRow>(
       sql`select action, subject_id, details, ip from users.audit_log where action = 'login.succeeded' and subject_id = ${user.id}`,
     );

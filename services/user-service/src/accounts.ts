@@ -53,10 +53,10 @@ const HASH_OPTIONS = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2 } 
 
 export interface Accounts {
   register(input: Registration, roles?: string[], db?: Db): Promise<AccountRow>;
-  /** The account for a username or email when the password matches; null otherwise (same cost either way). */
-  verifyLogin(login: string, password: string): Promise<AccountRow | null>;
-  /** What login throttling counts failures under: the account when the login names one, so its username and email share one count. */
-  throttleKey(login: string): Promise<string>;
+  /** The account a username or email names, if any. */
+  findByLogin(login: string): Promise<AccountRow | null>;
+  /** Whether `password` is the account's; costs the same when there is no account. */
+  passwordMatches(row: AccountRow | null, password: string): Promise<boolean>;
   recordLogin(id: string): Promise<void>;
   get(id: string): Promise<AccountRow | null>;
   updateProfile(id: string, changes: Partial<Pick<Registration, 'firstName' | 'lastName' | 'institution' | 'email'>>): Promise<AccountRow>;
@@ -115,23 +115,18 @@ export function createAccounts(deps: { db: Db; now?: () => number }): Accounts {
       }
     },
 
-    async verifyLogin(login, password) {
+    async findByLogin(login) {
       const key = login.toLowerCase();
       const [row] = await deps.db
         .select()
         .from(accounts)
         .where(or(eq(accounts.username, key), eq(accounts.email, key)));
-      const ok = await Bun.password.verify(password, row?.passwordHash ?? (await dummyHash));
-      return row && ok ? row : null;
+      return row ?? null;
     },
 
-    async throttleKey(login) {
-      const key = login.toLowerCase();
-      const [row] = await deps.db
-        .select({ id: accounts.id })
-        .from(accounts)
-        .where(or(eq(accounts.username, key), eq(accounts.email, key)));
-      return row ? `account:${row.id}` : `login:${key}`;
+    async passwordMatches(row, password) {
+      const ok = await Bun.password.verify(password, row?.passwordHash ?? (await dummyHash));
+      return row !== null && ok;
     },
 
     async recordLogin(id) {

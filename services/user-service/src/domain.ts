@@ -72,7 +72,7 @@ export function createUserDomain(deps: { database: Database; kv: Kv; box: Secret
     tokens,
     refresh,
     apiTokens,
-    throttle: createLoginThrottle(deps.kv, config.login),
+    throttle: createLoginThrottle(deps.kv, config.login, now),
     audit: createAuditWriter(db),
     vault: createVault({ db, box: deps.box, now }),
     admin: createUserAdmin({ db, now }),

@@ -18,7 +18,7 @@ export interface LoginThrottleOptions {
   ipAttemptsPerMinute: number;
 }
 
-export function createLoginThrottle(kv: Kv, options: LoginThrottleOptions): LoginThrottle {
+export function createLoginThrottle(kv: Kv, options: LoginThrottleOptions, now: () => number = Date.now): LoginThrottle {
   const failuresKey = (login: string) => `login:failures:${login.toLowerCase()}`;
   const lockKey = (login: string) => `login:locked:${login.toLowerCase()}`;
   const retryAfter = (ms: number) => ({ 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) });
@@ -30,20 +30,19 @@ export function createLoginThrottle(kv: Kv, options: LoginThrottleOptions): Logi
           headers: retryAfter(rate.retryAfterMs),
         });
       }
-      if (await kv.get(lockKey(login))) {
-        throw new HttpProblem(
-          429,
-          'account_locked',
-          `This account is locked for ${Math.round(options.lockoutMs / 60_000)} minutes after repeated failed logins.`,
-          { headers: retryAfter(options.lockoutMs) },
-        );
+      const lockedUntil = Number((await kv.get(lockKey(login))) ?? 0);
+      if (lockedUntil > now()) {
+        const minutes = Math.max(1, Math.ceil((lockedUntil - now()) / 60_000));
+        throw new HttpProblem(429, 'account_locked', `This account is locked for ${minutes} more minute(s) after repeated failed logins.`, {
+          headers: retryAfter(lockedUntil - now()),
+        });
       }
     },
     async recordFailure(login) {
       const failures = await kv.incr(failuresKey(login));
       if (failures === 1) await kv.expire(failuresKey(login), options.lockoutMs);
       if (failures >= options.maxFailures) {
-        await kv.set(lockKey(login), '1', { ttlMs: options.lockoutMs });
+        await kv.set(lockKey(login), String(now() + options.lockoutMs), { ttlMs: options.lockoutMs });
         await kv.del(failuresKey(login));
       }
     },

@@ -73,17 +73,19 @@ export function authRoutes(domain: UserDomain) {
   app.openapi(loginRoute, async (c) => {
     const { login, password } = c.req.valid('json');
     const ip = domain.clientIp(c);
+    const account = await domain.accounts.findByLogin(login);
     // Counted per account, not per name typed: failures by username also lock login by email.
-    const throttleKey = await domain.accounts.throttleKey(login);
+    const throttleKey = account ? `account:${account.id}` : `login:${login.toLowerCase()}`;
     await domain.throttle.check(throttleKey, ip);
-    const row = await domain.accounts.verifyLogin(login, password);
+    const matches = await domain.accounts.passwordMatches(account, password);
+    const row = matches ? account : null;
     if (!row || !row.isActive) {
       await domain.throttle.recordFailure(throttleKey);
-      await domain.audit(domain.auditContext(c, row?.id ?? null), {
+      await domain.audit(domain.auditContext(c, null), {
         action: 'login.failed',
-        subjectType: 'user',
-        subjectId: row?.id,
-        details: { login: login.slice(0, 254), reason: row ? 'inactive' : 'bad_credentials' },
+        subjectType: account ? 'user' : undefined,
+        subjectId: account?.id,
+        details: { login: login.slice(0, 254), reason: !account ? 'unknown_login' : matches ? 'inactive' : 'wrong_password' },
       });
       throw new HttpProblem(401, 'invalid_credentials', 'The username/email or password is not correct.');
     }
