@@ -3,20 +3,13 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
-import type { Context } from 'hono';
 import { accountView } from '../accounts.ts';
 import type { UserDomain } from '../domain.ts';
+import { signedInUser } from './signed-in-user.ts';
 import { ApiTokenCreateBody, ApiTokenSchema, IdParam, NewApiTokenSchema, PasswordChangeBody, ProfilePatch, SessionSchema, UserSchema } from '../schemas.ts';
 
 const json = <T,>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearerAuth: [] }];
-
-/** Personal routes act for a user, never for a service token. */
-function userId(c: Context<AppEnv>): string {
-  const identity = c.get('identity');
-  if (identity.kind !== 'user') throw new HttpProblem(403, 'users_only', 'This endpoint acts for a signed-in user.');
-  return identity.subject;
-}
 
 const getMe = createRoute({
   method: 'get',
@@ -80,13 +73,13 @@ export function meRoutes(domain: UserDomain) {
   const app = new OpenAPIHono<AppEnv>();
 
   app.openapi(getMe, async (c) => {
-    const row = await domain.accounts.get(userId(c));
+    const row = await domain.accounts.get(signedInUser(c));
     if (!row) throw new HttpProblem(404, 'user_not_found', 'No such user.');
     return c.json(accountView(row), 200);
   });
 
   app.openapi(patchMe, async (c) => {
-    const id = userId(c);
+    const id = signedInUser(c);
     const row = await domain.accounts.updateProfile(id, c.req.valid('json'));
     await domain.audit(domain.auditContext(c, id), {
       action: 'user.profile_updated',
@@ -98,7 +91,7 @@ export function meRoutes(domain: UserDomain) {
   });
 
   app.openapi(changePassword, async (c) => {
-    const id = userId(c);
+    const id = signedInUser(c);
     const { currentPassword, newPassword } = c.req.valid('json');
     await domain.accounts.changePassword(id, currentPassword, newPassword);
     await domain.refresh.revokeAllForUser(id);
@@ -109,10 +102,10 @@ export function meRoutes(domain: UserDomain) {
     return c.json(await domain.startSession(row!, c), 200);
   });
 
-  app.openapi(listTokens, async (c) => c.json({ items: await domain.apiTokens.list(userId(c)) }, 200));
+  app.openapi(listTokens, async (c) => c.json({ items: await domain.apiTokens.list(signedInUser(c)) }, 200));
 
   app.openapi(createToken, async (c) => {
-    const id = userId(c);
+    const id = signedInUser(c);
     const { name, expiresInDays } = c.req.valid('json');
     const expiresAt = expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null;
     const { view, token } = await domain.apiTokens.create(id, name, expiresAt);
@@ -121,7 +114,7 @@ export function meRoutes(domain: UserDomain) {
   });
 
   app.openapi(revokeToken, async (c) => {
-    const id = userId(c);
+    const id = signedInUser(c);
     const tokenId = c.req.valid('param').id;
     if (!(await domain.apiTokens.revoke(id, tokenId))) throw new HttpProblem(404, 'api_token_not_found', 'No such API token.');
     await domain.audit(domain.auditContext(c, id), { action: 'api_token.revoked', subjectType: 'api_token', subjectId: tokenId });
