@@ -1,6 +1,7 @@
 /** Admin-only: list and search users, change roles, deactivate/reactivate, page through the audit log. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { requireRole } from '@shared/auth.ts';
 import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
@@ -8,7 +9,6 @@ import { accountView } from '../accounts.ts';
 import type { UserDomain } from '../domain.ts';
 import { AdminUserPatch, AuditEntrySchema, IdParam, UserSchema } from '../schemas.ts';
 
-const json = <T,>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearerAuth: [] }];
 const adminOnly = requireRole('admin');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -21,7 +21,7 @@ const listUsers = createRoute({
   middleware: adminOnly,
   summary: 'List users, oldest first; `q` searches username, email and name',
   request: { query: PageQuerySchema.extend({ q: z.string().trim().min(1).max(100).optional() }) },
-  responses: { 200: { description: 'A page of users.', ...json(pageOf(UserSchema, 'UserPage')) }, ...problemResponses(400, 401, 403) },
+  responses: { 200: { description: 'A page of users.', ...jsonContent(pageOf(UserSchema, 'UserPage')) }, ...problemResponses(400, 401, 403) },
 });
 
 const patchUser = createRoute({
@@ -31,8 +31,8 @@ const patchUser = createRoute({
   security,
   middleware: adminOnly,
   summary: "Change a user's roles or deactivate/reactivate them (deactivation revokes all their tokens)",
-  request: { params: IdParam, body: { required: true, ...json(AdminUserPatch) } },
-  responses: { 200: { description: 'Updated user.', ...json(UserSchema) }, ...problemResponses(400, 401, 403, 404, 409, 422) },
+  request: { params: IdParam, ...jsonBody(AdminUserPatch) },
+  responses: { 200: { description: 'Updated user.', ...jsonContent(UserSchema) }, ...problemResponses(400, 401, 403, 404, 409, 422) },
 });
 
 const auditLog = createRoute({
@@ -43,7 +43,7 @@ const auditLog = createRoute({
   middleware: adminOnly,
   summary: 'The audit log, newest first',
   request: { query: PageQuerySchema.extend({ action: z.string().max(64).optional(), actorId: z.uuid().optional() }) },
-  responses: { 200: { description: 'A page of audit entries.', ...json(pageOf(AuditEntrySchema, 'AuditPage')) }, ...problemResponses(400, 401, 403) },
+  responses: { 200: { description: 'A page of audit entries.', ...jsonContent(pageOf(AuditEntrySchema, 'AuditPage')) }, ...problemResponses(400, 401, 403) },
 });
 
 export function adminRoutes(domain: UserDomain) {

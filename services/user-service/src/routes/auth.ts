@@ -1,14 +1,13 @@
 /** Public auth routes: register, login, refresh, logout, and the JWKS. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { accountView } from '../accounts.ts';
 import type { UserDomain } from '../domain.ts';
 import { JwksSchema, LoginBody, RefreshBody, RegisterBody, SessionSchema, UserSchema } from '../schemas.ts';
 
-const json = <T,>(schema: T) => ({ content: { 'application/json': { schema } } });
-const body = <T,>(schema: T) => ({ body: { required: true, ...json(schema) } });
 
 export const AUTH_PUBLIC_PATHS = ['/auth/register', '/auth/login', '/auth/refresh', '/auth/logout', '/auth/jwks', '/.well-known/jwks.json'];
 
@@ -17,8 +16,8 @@ const registerRoute = createRoute({
   path: '/auth/register',
   tags: ['Auth'],
   summary: 'Create an account (role researcher)',
-  request: body(RegisterBody),
-  responses: { 201: { description: 'Registered.', ...json(UserSchema) }, ...problemResponses(400, 409, 422, 429) },
+  request: jsonBody(RegisterBody),
+  responses: { 201: { description: 'Registered.', ...jsonContent(UserSchema) }, ...problemResponses(400, 409, 422, 429) },
 });
 
 const loginRoute = createRoute({
@@ -26,8 +25,8 @@ const loginRoute = createRoute({
   path: '/auth/login',
   tags: ['Auth'],
   summary: 'Log in with username or email',
-  request: body(LoginBody),
-  responses: { 200: { description: 'A new session.', ...json(SessionSchema) }, ...problemResponses(400, 401, 422, 429) },
+  request: jsonBody(LoginBody),
+  responses: { 200: { description: 'A new session.', ...jsonContent(SessionSchema) }, ...problemResponses(400, 401, 422, 429) },
 });
 
 const refreshRoute = createRoute({
@@ -35,8 +34,8 @@ const refreshRoute = createRoute({
   path: '/auth/refresh',
   tags: ['Auth'],
   summary: 'Exchange a refresh token for a new session (the old token stops working)',
-  request: body(RefreshBody),
-  responses: { 200: { description: 'A rotated session.', ...json(SessionSchema) }, ...problemResponses(400, 401, 422) },
+  request: jsonBody(RefreshBody),
+  responses: { 200: { description: 'A rotated session.', ...jsonContent(SessionSchema) }, ...problemResponses(400, 401, 422) },
 });
 
 const logoutRoute = createRoute({
@@ -44,7 +43,7 @@ const logoutRoute = createRoute({
   path: '/auth/logout',
   tags: ['Auth'],
   summary: "Revoke the session the refresh token belongs to and the user's access tokens",
-  request: body(RefreshBody),
+  request: jsonBody(RefreshBody),
   responses: { 204: { description: 'Logged out (also for unknown tokens).' }, ...problemResponses(400, 422) },
 });
 
@@ -54,7 +53,7 @@ const jwksRoute = (path: string) =>
     path,
     tags: ['Auth'],
     summary: 'Public keys that verify access tokens (current and recently retired)',
-    responses: { 200: { description: 'JSON Web Key Set.', ...json(JwksSchema) } },
+    responses: { 200: { description: 'JSON Web Key Set.', ...jsonContent(JwksSchema) } },
   });
 
 export function authRoutes(domain: UserDomain) {

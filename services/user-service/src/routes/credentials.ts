@@ -1,13 +1,13 @@
 /** The signed-in user's vault: store, list, read metadata of and delete credentials for external servers. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import type { UserDomain } from '../domain.ts';
 import { CredentialPutBody, CredentialSchema, ServiceIdParam } from '../schemas.ts';
 import { signedInUser } from './signed-in-user.ts';
 
-const json = <T,>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearerAuth: [] }];
 const notFound = () => new HttpProblem(404, 'credential_not_found', 'You have no credential stored for that service.');
 
@@ -17,7 +17,7 @@ const listRoute = createRoute({
   tags: ['Credentials'],
   security,
   summary: 'Your stored credentials for external servers (metadata only, never the secrets)',
-  responses: { 200: { description: 'Credentials.', ...json(z.object({ items: z.array(CredentialSchema) })) }, ...problemResponses(401, 403) },
+  responses: { 200: { description: 'Credentials.', ...jsonContent(z.object({ items: z.array(CredentialSchema) })) }, ...problemResponses(401, 403) },
 });
 
 const getRoute = createRoute({
@@ -27,7 +27,7 @@ const getRoute = createRoute({
   security,
   summary: 'Metadata of your credential for one service',
   request: { params: ServiceIdParam },
-  responses: { 200: { description: 'Credential metadata.', ...json(CredentialSchema) }, ...problemResponses(400, 401, 403, 404) },
+  responses: { 200: { description: 'Credential metadata.', ...jsonContent(CredentialSchema) }, ...problemResponses(400, 401, 403, 404) },
 });
 
 const putRoute = createRoute({
@@ -36,10 +36,10 @@ const putRoute = createRoute({
   tags: ['Credentials'],
   security,
   summary: 'Store or replace your credential for one service (encrypted at rest)',
-  request: { params: ServiceIdParam, body: { required: true, ...json(CredentialPutBody) } },
+  request: { params: ServiceIdParam, ...jsonBody(CredentialPutBody) },
   responses: {
-    200: { description: 'Replaced.', ...json(CredentialSchema) },
-    201: { description: 'Stored.', ...json(CredentialSchema) },
+    200: { description: 'Replaced.', ...jsonContent(CredentialSchema) },
+    201: { description: 'Stored.', ...jsonContent(CredentialSchema) },
     ...problemResponses(400, 401, 403, 422),
   },
 });

@@ -5,6 +5,7 @@
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { requireRole } from '@shared/auth.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { IntrospectionRequestSchema, IntrospectionResponseSchema, ServiceTokenResponseSchema } from '@shared/schemas/auth.ts';
@@ -12,7 +13,6 @@ import { problemResponses } from '@shared/schemas/problem.ts';
 import { timingSafeEqual } from 'node:crypto';
 import type { UserDomain } from '../domain.ts';
 
-const json = <T,>(schema: T) => ({ content: { 'application/json': { schema } } });
 
 /** Authenticated by its own Basic credentials rather than a bearer token. */
 export const INTERNAL_PUBLIC_PATHS = ['/internal/service-token'];
@@ -23,7 +23,7 @@ const serviceToken = createRoute({
   tags: ['Internal'],
   summary: 'A service token for a service that proves its secret (HTTP Basic: name and secret)',
   security: [{ basicAuth: [] }],
-  responses: { 200: { description: 'Service token.', ...json(ServiceTokenResponseSchema) }, ...problemResponses(401) },
+  responses: { 200: { description: 'Service token.', ...jsonContent(ServiceTokenResponseSchema) }, ...problemResponses(401) },
 });
 
 const introspect = createRoute({
@@ -33,8 +33,8 @@ const introspect = createRoute({
   summary: 'Resolve a personal API token (service tokens only)',
   security: [{ bearerAuth: [] }],
   middleware: [requireRole('service')] as const,
-  request: { body: { required: true, ...json(IntrospectionRequestSchema) } },
-  responses: { 200: { description: 'Whether the token is live, and whose.', ...json(IntrospectionResponseSchema) }, ...problemResponses(401, 403, 422) },
+  request: jsonBody(IntrospectionRequestSchema),
+  responses: { 200: { description: 'Whether the token is live, and whose.', ...jsonContent(IntrospectionResponseSchema) }, ...problemResponses(401, 403, 422) },
 });
 
 function secretMatches(expected: string | undefined, given: string): boolean {

@@ -1,6 +1,7 @@
 /** The signed-in user's own profile, password and personal API tokens. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { accountView } from '../accounts.ts';
@@ -8,7 +9,6 @@ import type { UserDomain } from '../domain.ts';
 import { signedInUser } from './signed-in-user.ts';
 import { ApiTokenCreateBody, ApiTokenSchema, IdParam, NewApiTokenSchema, PasswordChangeBody, ProfilePatch, SessionSchema, UserSchema } from '../schemas.ts';
 
-const json = <T,>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearerAuth: [] }];
 
 const getMe = createRoute({
@@ -17,7 +17,7 @@ const getMe = createRoute({
   tags: ['Profile'],
   security,
   summary: 'Your profile',
-  responses: { 200: { description: 'Profile.', ...json(UserSchema) }, ...problemResponses(401, 403, 404) },
+  responses: { 200: { description: 'Profile.', ...jsonContent(UserSchema) }, ...problemResponses(401, 403, 404) },
 });
 
 const patchMe = createRoute({
@@ -26,8 +26,8 @@ const patchMe = createRoute({
   tags: ['Profile'],
   security,
   summary: 'Update your name, institution or email',
-  request: { body: { required: true, ...json(ProfilePatch) } },
-  responses: { 200: { description: 'Updated profile.', ...json(UserSchema) }, ...problemResponses(400, 401, 403, 409, 422) },
+  request: jsonBody(ProfilePatch),
+  responses: { 200: { description: 'Updated profile.', ...jsonContent(UserSchema) }, ...problemResponses(400, 401, 403, 409, 422) },
 });
 
 const changePassword = createRoute({
@@ -36,8 +36,8 @@ const changePassword = createRoute({
   tags: ['Profile'],
   security,
   summary: 'Change your password; every other session is signed out and a new session is returned',
-  request: { body: { required: true, ...json(PasswordChangeBody) } },
-  responses: { 200: { description: 'A new session.', ...json(SessionSchema) }, ...problemResponses(400, 401, 403, 422) },
+  request: jsonBody(PasswordChangeBody),
+  responses: { 200: { description: 'A new session.', ...jsonContent(SessionSchema) }, ...problemResponses(400, 401, 403, 422) },
 });
 
 const listTokens = createRoute({
@@ -46,7 +46,7 @@ const listTokens = createRoute({
   tags: ['API tokens'],
   security,
   summary: 'Your personal API tokens (never the secrets)',
-  responses: { 200: { description: 'Tokens.', ...json(z.object({ items: z.array(ApiTokenSchema) })) }, ...problemResponses(401, 403) },
+  responses: { 200: { description: 'Tokens.', ...jsonContent(z.object({ items: z.array(ApiTokenSchema) })) }, ...problemResponses(401, 403) },
 });
 
 const createToken = createRoute({
@@ -55,8 +55,8 @@ const createToken = createRoute({
   tags: ['API tokens'],
   security,
   summary: 'Create a personal API token for scripts (the secret is shown once)',
-  request: { body: { required: true, ...json(ApiTokenCreateBody) } },
-  responses: { 201: { description: 'Created.', ...json(NewApiTokenSchema) }, ...problemResponses(400, 401, 403, 409, 422) },
+  request: jsonBody(ApiTokenCreateBody),
+  responses: { 201: { description: 'Created.', ...jsonContent(NewApiTokenSchema) }, ...problemResponses(400, 401, 403, 409, 422) },
 });
 
 const revokeToken = createRoute({
