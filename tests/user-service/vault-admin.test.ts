@@ -227,6 +227,26 @@ describe('admin endpoints', () => {
   });
 });
 
+describe('POST /admin/signing-keys/rotate', () => {
+  it('switches to a new key while tokens signed by the old one keep working', async () => {
+    const admin = await registerAndLogin('rotator', ['admin']);
+    const before = await registerAndLogin('holder');
+    const oldKid = JSON.parse(Buffer.from(before.token.split('.')[0]!, 'base64url').toString()).kid;
+    const researcher = await registerAndLogin('notadmin');
+    expect((await call('POST', '/admin/signing-keys/rotate', researcher.token)).status).toBe(403);
+
+    const res = await call('POST', '/admin/signing-keys/rotate', admin.token);
+    expect(res.status).toBe(200);
+    const { kid } = await json(res);
+    expect(kid).not.toBe(oldKid);
+    expect((await call('GET', '/users/me', before.token)).status).toBe(200);
+    const after = await registerAndLogin('newcomer');
+    expect(JSON.parse(Buffer.from(after.token.split('.')[0]!, 'base64url').toString()).kid).toBe(kid);
+    const published = (await json(await call('GET', '/.well-known/jwks.json'))).keys.map((k: { kid: string }) => k.kid);
+    expect(published).toEqual(expect.arrayContaining([kid, oldKid]));
+  });
+});
+
 describe('secrets in logs', () => {
   it('no log line carries a stored credential', () => {
     const all = logLines.join('\n');

@@ -1,4 +1,4 @@
-/** Admin-only: list and search users, change roles, deactivate/reactivate, page through the audit log. */
+/** Admin-only: list and search users, change roles, deactivate/reactivate, page through the audit log, rotate the signing key. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
@@ -46,6 +46,16 @@ const auditLog = createRoute({
   responses: { 200: { description: 'A page of audit entries.', ...jsonContent(pageOf(AuditEntrySchema, 'AuditPage')) }, ...problemResponses(400, 401, 403) },
 });
 
+const rotateKeys = createRoute({
+  method: 'post',
+  path: '/admin/signing-keys/rotate',
+  tags: ['Admin'],
+  security,
+  middleware: adminOnly,
+  summary: 'Start signing with a new key; tokens signed by the old one keep working until they expire',
+  responses: { 200: { description: 'The new key id.', ...jsonContent(z.object({ kid: z.string() })) }, ...problemResponses(401, 403) },
+});
+
 export function adminRoutes(domain: UserDomain) {
   const app = new OpenAPIHono<AppEnv>();
 
@@ -80,6 +90,12 @@ export function adminRoutes(domain: UserDomain) {
     const { rows, more } = await domain.admin.audit({ limit, action, actorId, before: decodeCursor(cursor, (p) => UUID.test(p)) });
     const items = rows.map((r) => ({ ...r, at: r.at.toISOString(), details: (r.details as Record<string, unknown> | null) ?? null }));
     return c.json({ items, nextCursor: more ? encodeCursor(rows.at(-1)!.id) : null }, 200);
+  });
+
+  app.openapi(rotateKeys, async (c) => {
+    const kid = await domain.keys.rotate();
+    await domain.audit(domain.auditContext(c, c.get('identity').subject), { action: 'signing_key.rotated', subjectType: 'signing_key', subjectId: kid });
+    return c.json({ kid }, 200);
   });
 
   return app;
