@@ -4,16 +4,37 @@ import { kitDepsFromEnv } from '@shared/app.ts';
 import { serviceEnvSchema } from '@shared/config.ts';
 import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
-import { createApp } from './app.ts';
 import { join } from 'node:path';
+import { createApp } from './app.ts';
+import { createLocalStorage } from './storage.ts';
+import { vcfValidatorFor } from './vcf-validation.ts';
+
+const GiB = 1024 ** 3;
 
 export const definition = defineService({
   name: 'file-manager',
-  version: '0.1.0',
+  version: '0.2.0',
   port: 8004,
   schema: 'files',
-  envSchema: serviceEnvSchema(8004).extend({ STORAGE_DIR: z.string().optional() }),
-  build: (env, infra) => ({
-    app: createApp({ ...kitDepsFromEnv(env, infra.logger), authenticator: createServiceAuth('file-manager', env, infra.kv).authenticator, database: infra.database, storageDir: env.STORAGE_DIR ?? join(env.DATA_DIR, 'files') }),
+  envSchema: serviceEnvSchema(8004).extend({
+    STORAGE_DIR: z.string().optional(),
+    MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(20 * GiB),
+    USER_QUOTA_BYTES: z.coerce.number().int().min(1).default(200 * GiB),
   }),
+  build: (env, infra) => {
+    const storageDir = env.STORAGE_DIR ?? join(env.DATA_DIR, 'files');
+    return {
+      app: createApp({
+        ...kitDepsFromEnv(env, infra.logger),
+        authenticator: createServiceAuth('file-manager', env, infra.kv).authenticator,
+        database: infra.database,
+        storage: createLocalStorage(storageDir),
+        storageDir,
+        limits: { maxBytes: env.MAX_UPLOAD_BYTES, quotaBytes: env.USER_QUOTA_BYTES },
+        validatorFor: vcfValidatorFor,
+      }),
+      // Bun rejects larger bodies before the handler runs; the handler enforces the exact limit while streaming.
+      maxRequestBodySize: env.MAX_UPLOAD_BYTES + 1024 * 1024,
+    };
+  },
 });

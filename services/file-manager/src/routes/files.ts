@@ -1,0 +1,213 @@
+/** Upload, list, describe, download and delete the signed-in user's files. */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppEnv } from '@shared/app.ts';
+import { HttpProblem } from '@shared/errors.ts';
+import { jsonContent } from '@shared/openapi.ts';
+import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
+import { problemResponses } from '@shared/schemas/problem.ts';
+import { StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
+import type { Context } from 'hono';
+import { storedFiles } from '@db/schema/files.ts';
+import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import type { FileManagerDomain } from '../domain.ts';
+import { contentDisposition, parseRange } from '../http-range.ts';
+import { cleanFileName, receiveUpload, type StoredFileRow } from '../uploads.ts';
+
+const security = [{ bearerAuth: [] }];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const IdParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
+const notFound = () => new HttpProblem(404, 'file_not_found', 'No such file.');
+
+export function fileView(row: StoredFileRow): StoredFile {
+  return {
+    id: row.id,
+    kind: row.kind as StoredFile['kind'],
+    name: row.originalName,
+    contentType: row.contentType,
+    sizeBytes: row.sizeBytes,
+    sha256: row.sha256,
+    md5: row.md5,
+    jobId: row.jobId,
+    createdAt: row.createdAt.toISOString(),
+    expiresAt: row.expiresAt?.toISOString() ?? null,
+    validation: (row.validation as StoredFile['validation']) ?? null,
+  };
+}
+
+const upload = createRoute({
+  method: 'post',
+  path: '/files',
+  tags: ['Files'],
+  security,
+  summary: 'Upload a file as the raw request body; VCFs are validated while they stream',
+  description:
+    'Send the bytes as the body (`Content-Type: application/octet-stream`) with the file name in `?name=` ' +
+    '(or a percent-encoded `X-File-Name` header). Files named `*.vcf`, `*.vcf.gz` or `*.vcf.bgz` get a pre-flight ' +
+    'validation report; `?build=hg19|hg38` declares the build to check contig naming against.',
+  request: {
+    query: z.object({
+      name: z.string().min(1).max(1024).optional(),
+      build: z.enum(['hg19', 'hg38']).optional(),
+    }),
+    headers: z.object({ 'x-file-name': z.string().max(3072).optional() }),
+    body: { content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
+  },
+  responses: { 201: { description: 'Stored.', ...jsonContent(StoredFileSchema) }, ...problemResponses(400, 401, 403, 413, 422) },
+});
+
+const list = createRoute({
+  method: 'get',
+  path: '/files',
+  tags: ['Files'],
+  security,
+  summary: 'Your files, newest first',
+  request: { query: PageQuerySchema.extend({ kind: z.enum(['input', 'result']).optional(), jobId: z.uuid().optional() }) },
+  responses: { 200: { description: 'A page of files.', ...jsonContent(pageOf(StoredFileSchema, 'StoredFilePage')) }, ...problemResponses(400, 401) },
+});
+
+const describe = createRoute({
+  method: 'get',
+  path: '/files/{id}',
+  tags: ['Files'],
+  security,
+  summary: 'A file: metadata, checksums and its validation report',
+  request: { params: IdParam },
+  responses: { 200: { description: 'The file.', ...jsonContent(StoredFileSchema) }, ...problemResponses(400, 401, 404) },
+});
+
+const remove = createRoute({
+  method: 'delete',
+  path: '/files/{id}',
+  tags: ['Files'],
+  security,
+  summary: 'Delete a file',
+  request: { params: IdParam },
+  responses: { 204: { description: 'Deleted.' }, ...problemResponses(400, 401, 403, 404) },
+});
+
+const content = createRoute({
+  method: 'get',
+  path: '/files/{id}/content',
+  tags: ['Files'],
+  security,
+  summary: 'The file’s bytes; honours Range (206), If-None-Match (ETag = SHA-256)',
+  request: { params: IdParam, headers: z.object({ range: z.string().max(200).optional() }) },
+  responses: {
+    200: { description: 'The whole file.', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
+    206: { description: 'The requested range.', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
+    304: { description: 'Unchanged (ETag matched).' },
+    ...problemResponses(400, 401, 404, 416),
+  },
+});
+
+/** The caller's file (or any file for an admin); another user's file is 404, never 403. */
+async function ownFile(domain: FileManagerDomain, c: Context<AppEnv>, id: string): Promise<StoredFileRow> {
+  const identity = c.get('identity');
+  const [row] = await domain.db.select().from(storedFiles).where(eq(storedFiles.id, id));
+  if (!row) throw notFound();
+  if (row.userId !== identity.subject && !identity.roles.includes('admin')) throw notFound();
+  return row;
+}
+
+function userOf(c: Context<AppEnv>): string {
+  const identity = c.get('identity');
+  if (identity.kind !== 'user') throw new HttpProblem(403, 'users_only', 'Files belong to users; sign in as one.');
+  return identity.subject;
+}
+
+function fileName(query: string | undefined, header: string | undefined): string {
+  let raw = query;
+  if (raw === undefined && header !== undefined) {
+    try {
+      raw = decodeURIComponent(header);
+    } catch {
+      throw new HttpProblem(400, 'invalid_file_name', 'X-File-Name must be percent-encoded UTF-8.');
+    }
+  }
+  if (!raw) throw new HttpProblem(400, 'file_name_required', 'Give the file name as ?name= or an X-File-Name header.');
+  return cleanFileName(raw);
+}
+
+export function fileRoutes(domain: FileManagerDomain) {
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.openapi(upload, async (c) => {
+    const userId = userOf(c);
+    const query = c.req.valid('query');
+    const name = fileName(query.name, c.req.valid('header')['x-file-name']);
+    const body = c.req.raw.body;
+    if (!body) throw new HttpProblem(422, 'empty_file', 'The upload is empty.');
+    const declaredLength = Number(c.req.header('content-length'));
+    const row = await receiveUpload(
+      { db: domain.db, storage: domain.storage, limits: domain.limits },
+      {
+        userId,
+        originalName: name,
+        contentType: /\.vcf\.b?gz$/i.test(name) ? 'application/gzip' : /\.vcf$/i.test(name) ? 'text/vcf' : 'application/octet-stream',
+        body,
+        contentLength: Number.isFinite(declaredLength) && c.req.header('content-length') ? declaredLength : undefined,
+        validator: domain.validatorFor(name, query.build),
+      },
+    );
+    return c.json(fileView(row), 201);
+  });
+
+  app.openapi(list, async (c) => {
+    const userId = userOf(c);
+    const { limit, cursor, kind, jobId } = c.req.valid('query');
+    const before = decodeCursor(cursor, (p) => UUID.test(p));
+    const filters: (SQL | undefined)[] = [
+      eq(storedFiles.userId, userId),
+      kind ? eq(storedFiles.kind, kind) : undefined,
+      jobId ? eq(storedFiles.jobId, jobId) : undefined,
+      before ? lt(storedFiles.id, before) : undefined,
+    ];
+    const rows = await domain.db
+      .select()
+      .from(storedFiles)
+      .where(and(...filters))
+      .orderBy(desc(storedFiles.id))
+      .limit(limit + 1);
+    const page = rows.slice(0, limit);
+    return c.json({ items: page.map(fileView), nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null }, 200);
+  });
+
+  app.openapi(describe, async (c) => c.json(fileView(await ownFile(domain, c, c.req.valid('param').id)), 200));
+
+  app.openapi(remove, async (c) => {
+    const row = await ownFile(domain, c, c.req.valid('param').id);
+    await domain.db.delete(storedFiles).where(eq(storedFiles.id, row.id));
+    await domain.storage.remove(row.storageKey);
+    return c.body(null, 204);
+  });
+
+  app.openapi(content, async (c) => {
+    const row = await ownFile(domain, c, c.req.valid('param').id);
+    const etag = `"${row.sha256}"`;
+    const common = {
+      etag,
+      'accept-ranges': 'bytes',
+      'content-type': row.contentType,
+      'content-disposition': contentDisposition(row.originalName),
+      'cache-control': 'private, no-cache',
+    };
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, common);
+    const range = parseRange(c.req.valid('header').range, row.sizeBytes);
+    if (range.kind === 'unsatisfiable') {
+      throw new HttpProblem(416, 'range_not_satisfiable', `The file has ${row.sizeBytes} bytes.`, {
+        headers: { 'content-range': `bytes */${row.sizeBytes}` },
+      });
+    }
+    const head = c.req.method === 'HEAD';
+    if (range.kind === 'partial') {
+      const length = range.end - range.start + 1;
+      // HEAD answers the same headers without opening the file.
+      const body = head ? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() }) : domain.storage.read(row.storageKey, range);
+      return c.body(body, 206, { ...common, 'content-length': String(length), 'content-range': `bytes ${range.start}-${range.end}/${row.sizeBytes}` });
+    }
+    const body = head ? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() }) : domain.storage.read(row.storageKey);
+    return c.body(body, 200, { ...common, 'content-length': String(row.sizeBytes) });
+  });
+
+  return app;
+}

@@ -1,0 +1,300 @@
+/**
+ * file-manager's upload, metadata, download and delete endpoints on real storage (a temp directory)
+ * and the real database, with real token verification.
+ */
+import type { ServiceApp } from '@shared/app.ts';
+import { createMemoryKv } from '@shared/kv-memory.ts';
+import { createLogger } from '@shared/log.ts';
+import { migrate } from '@shared/migrations.ts';
+import { storedFiles } from '@db/schema/files.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { eq } from 'drizzle-orm';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../../services/file-manager/src/app.ts';
+import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
+import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
+import { bgzip, makeVcf } from '../support/vcf.ts';
+import { json } from '../support/json.ts';
+import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from '../support/test-database.ts';
+import { testAuthenticator, tokenFor } from '../support/test-identity.ts';
+
+const MAX_BYTES = 2 * 1024 * 1024;
+const QUOTA_BYTES = 3 * 1024 * 1024;
+let testDb: TestDatabase;
+let storageDir: string;
+let app: ServiceApp;
+const alice = crypto.randomUUID();
+const bob = crypto.randomUUID();
+let aliceToken: string;
+let bobToken: string;
+
+const sha256 = (bytes: Uint8Array) => new Bun.CryptoHasher('sha256').update(bytes).digest('hex');
+const md5 = (bytes: Uint8Array) => new Bun.CryptoHasher('md5').update(bytes).digest('hex');
+const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+
+function upload(bytes: Uint8Array | ReadableStream<Uint8Array>, name: string, token = aliceToken, extraHeaders: Record<string, string> = {}) {
+  return app.request(`/files?name=${encodeURIComponent(name)}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', ...extraHeaders },
+    body: bytes,
+  });
+}
+
+async function tempFiles(): Promise<string[]> {
+  return readdir(join(storageDir, 'tmp')).catch(() => []);
+}
+
+async function rowsFor(userId: string) {
+  return testDb.database.db.select().from(storedFiles).where(eq(storedFiles.userId, userId));
+}
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  await migrate(testDb.database, { schema: 'files', migrationsDir: MIGRATIONS_DIR });
+  storageDir = await mkdtemp(join(tmpdir(), 'fip-files-'));
+  app = createApp({
+    logger: createLogger({ level: 'silent' }),
+    readyTimeoutMs: 1000,
+    organization: { name: 'test', url: 'https://example.org' },
+    authenticator: testAuthenticator(createMemoryKv()),
+    database: testDb.database,
+    storage: createLocalStorage(storageDir),
+    storageDir,
+    limits: { maxBytes: MAX_BYTES, quotaBytes: QUOTA_BYTES },
+    validatorFor: vcfValidatorFor,
+  });
+  aliceToken = await tokenFor(alice);
+  bobToken = await tokenFor(bob);
+}, 60_000);
+
+afterAll(async () => {
+  await testDb.drop();
+  await rm(storageDir, { recursive: true, force: true });
+});
+
+describe('POST /files', () => {
+  it('stores a binary upload with its SHA-256, MD5 and size, and serves the same bytes back', async () => {
+    const bytes = random(300_000);
+    const res = await upload(bytes, 'genotypes.bin');
+    expect(res.status).toBe(201);
+    const file = await json(res);
+    expect(file).toMatchObject({ name: 'genotypes.bin', kind: 'input', sizeBytes: bytes.length, sha256: sha256(bytes), md5: md5(bytes), validation: null });
+    const back = await app.request(`/files/${file.id}/content`, { headers: { authorization: `Bearer ${aliceToken}` } });
+    expect(back.status).toBe(200);
+    expect(back.headers.get('etag')).toBe(`"${sha256(bytes)}"`);
+    expect(back.headers.get('content-length')).toBe(String(bytes.length));
+    expect(sha256(new Uint8Array(await back.arrayBuffer()))).toBe(sha256(bytes));
+    expect(await tempFiles()).toEqual([]);
+  });
+
+  it('keeps a path-trick name as metadata only and stores under a generated key', async () => {
+    const res = await upload(random(10), '../../etc/passwd');
+    expect(res.status).toBe(201);
+    const file = await json(res);
+    expect(file.name).toBe('passwd');
+    const [row] = await testDb.database.db.select().from(storedFiles).where(eq(storedFiles.id, file.id));
+    expect(row!.storageKey).toMatch(/^[0-9a-f]{32}$/);
+    expect(await readdir(storageDir)).toEqual(expect.arrayContaining(['objects']));
+    expect((await readdir(storageDir)).includes('etc')).toBe(false);
+  });
+
+  it('keeps a unicode name and offers it in Content-Disposition', async () => {
+    const name = 'Kohorte-Ωmega-染色体20.bin';
+    const file = await json(await upload(random(16), name));
+    expect(file.name).toBe(name);
+    const res = await app.request(`/files/${file.id}/content`, { headers: { authorization: `Bearer ${aliceToken}` } });
+    expect(res.headers.get('content-disposition')).toContain(`filename*=UTF-8''${encodeURIComponent(name)}`);
+    await res.arrayBuffer();
+  });
+
+  it('refuses an upload over the size limit with 413 and keeps nothing', async () => {
+    const before = (await rowsFor(alice)).length;
+    const res = await upload(random(MAX_BYTES + 1), 'big.bin');
+    expect(res.status).toBe(413);
+    expect((await json(res)).code).toBe('file_too_large');
+    expect((await rowsFor(alice)).length).toBe(before);
+    expect(await tempFiles()).toEqual([]);
+  });
+
+  it('refuses an upload that would exceed the quota with 413 quota_exceeded', async () => {
+    const user = crypto.randomUUID();
+    const token = await tokenFor(user);
+    expect((await upload(random(MAX_BYTES - 10), 'one.bin', token)).status).toBe(201);
+    const res = await upload(random(QUOTA_BYTES - MAX_BYTES + 20), 'two.bin', token);
+    expect(res.status).toBe(413);
+    expect((await json(res)).code).toBe('quota_exceeded');
+    expect((await rowsFor(user)).length).toBe(1);
+  });
+
+  it('answers an empty upload with 422 and a missing name with 400', async () => {
+    expect((await upload(new Uint8Array(0), 'empty.bin')).status).toBe(422);
+    const res = await app.request('/files', { method: 'POST', headers: { authorization: `Bearer ${aliceToken}` }, body: random(4) });
+    expect(res.status).toBe(400);
+    expect(await tempFiles()).toEqual([]);
+  });
+
+  it('needs a token', async () => {
+    const res = await app.request('/files?name=x.bin', { method: 'POST', body: random(4) });
+    expect(res.status).toBe(401);
+  });
+
+  it('stores two concurrent uploads intact', async () => {
+    const a = random(700_000);
+    const b = random(900_000);
+    const [ra, rb] = await Promise.all([upload(a, 'a.bin'), upload(b, 'b.bin')]);
+    expect((await json(ra)).sha256).toBe(sha256(a));
+    expect((await json(rb)).sha256).toBe(sha256(b));
+  });
+
+  it('leaves no record and no temporary file when the client disconnects half-way', async () => {
+    let requests = 0;
+    let tempSeenMidway = 0;
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: (req, srv) => {
+        requests += 1;
+        return app.fetch(req, srv);
+      },
+    });
+    try {
+      const before = (await rowsFor(alice)).length;
+      const controller = new AbortController();
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          if (sent >= 256 * 1024) {
+            await Bun.sleep(150);
+            // The upload is under way: its bytes are in a temporary file.
+            tempSeenMidway = (await tempFiles()).length;
+            controller.abort();
+            return;
+          }
+          sent += 64 * 1024;
+          ctl.enqueue(random(64 * 1024));
+        },
+      });
+      await fetch(`http://127.0.0.1:${server.port}/files?name=partial.bin`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${aliceToken}` },
+        body,
+        signal: controller.signal,
+        duplex: 'half',
+      } as RequestInit).catch(() => {});
+      for (let i = 0; i < 50 && (await tempFiles()).length > 0; i++) await Bun.sleep(20);
+      expect(requests).toBe(1);
+      expect(tempSeenMidway).toBe(1);
+      expect(await tempFiles()).toEqual([]);
+      expect((await rowsFor(alice)).length).toBe(before);
+    } finally {
+      server.stop(true);
+    }
+  });
+});
+
+describe('VCF pre-flight validation on upload', () => {
+  it('stores a valid bgzipped VCF with a passing report and its stats', async () => {
+    const vcf = bgzip(makeVcf({ samples: 25, chromosome: '20', positions: [100, 200, 300, 400] }));
+    const res = await upload(vcf, 'cohort.chr20.vcf.gz');
+    expect(res.status).toBe(201);
+    const file = await json(res);
+    expect(file.contentType).toBe('application/gzip');
+    expect(file.validation).toMatchObject({ ok: true, errors: [], stats: { samples: 25, variants: 4, chromosome: '20', buildGuess: 'hg19', container: 'bgzf' } });
+    const again = await json(await app.request(`/files/${file.id}`, { headers: { authorization: `Bearer ${aliceToken}` } }));
+    expect(again.validation.ok).toBe(true);
+  });
+
+  it('stores a broken VCF with a report that says what is wrong and how to fix it', async () => {
+    const twoChromosomes = makeVcf({ samples: 25, records: [{ pos: 100, chrom: '20' }, { pos: 50, chrom: '21' }] });
+    const file = await json(await upload(bgzip(twoChromosomes), 'mixed.vcf.gz', aliceToken));
+    expect(file.validation.ok).toBe(false);
+    const codes = file.validation.errors.map((e: { code: string }) => e.code);
+    expect(codes).toContain('multiple_chromosomes');
+    expect(file.validation.errors[0].hint.length).toBeGreaterThan(10);
+  });
+
+  it('flags a plain-gzip VCF and a declared build that contradicts the contig names', async () => {
+    const plain = Bun.gzipSync(new TextEncoder().encode(makeVcf({ samples: 25 })));
+    expect((await json(await upload(plain, 'plain.vcf.gz'))).validation.errors[0].code).toBe('plain_gzip');
+    const hg38Named = bgzip(makeVcf({ samples: 25, chromosome: 'chr20' }));
+    const res = await app.request(`/files?name=x.vcf.gz&build=hg19`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}` },
+      body: hg38Named,
+    });
+    expect((await json(res)).validation.errors.map((e: { code: string }) => e.code)).toContain('build_mismatch');
+  });
+});
+
+describe('GET /files/{id}/content ranges', () => {
+  const bytes = random(1000);
+  let id: string;
+  const get = (headers: Record<string, string> = {}, method = 'GET') =>
+    app.request(`/files/${id}/content`, { method, headers: { authorization: `Bearer ${aliceToken}`, ...headers } });
+
+  beforeAll(async () => {
+    id = (await json(await upload(bytes, 'ranges.bin'))).id;
+  });
+
+  for (const [header, start, end] of [
+    ['bytes=0-9', 0, 9],
+    ['bytes=990-', 990, 999],
+    ['bytes=-5', 995, 999],
+    ['bytes=500-5000', 500, 999],
+  ] as const) {
+    it(`answers ${header} with 206 and exactly bytes ${start}–${end}`, async () => {
+      const res = await get({ range: header });
+      expect(res.status).toBe(206);
+      expect(res.headers.get('content-range')).toBe(`bytes ${start}-${end}/1000`);
+      expect(res.headers.get('content-length')).toBe(String(end - start + 1));
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(bytes.slice(start, end + 1));
+    });
+  }
+
+  it('answers an unsatisfiable range with 416 and the size', async () => {
+    const res = await get({ range: 'bytes=1000-1001' });
+    expect(res.status).toBe(416);
+    expect(res.headers.get('content-range')).toBe('bytes */1000');
+  });
+
+  it('answers 304 for a matching If-None-Match and HEAD with headers only', async () => {
+    const etag = `"${sha256(bytes)}"`;
+    expect((await get({ 'if-none-match': etag })).status).toBe(304);
+    const head = await get({}, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('1000');
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+  });
+});
+
+describe('ownership', () => {
+  it("gives another user 404 for metadata, content and delete; the owner can delete", async () => {
+    const file = await json(await upload(random(64), 'private.bin'));
+    for (const [method, path] of [
+      ['GET', `/files/${file.id}`],
+      ['GET', `/files/${file.id}/content`],
+      ['DELETE', `/files/${file.id}`],
+    ] as const) {
+      const res = await app.request(path, { method, headers: { authorization: `Bearer ${bobToken}` } });
+      expect(res.status).toBe(404);
+    }
+    const admin = await tokenFor(crypto.randomUUID(), ['admin']);
+    expect((await app.request(`/files/${file.id}`, { headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    const del = await app.request(`/files/${file.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${aliceToken}` } });
+    expect(del.status).toBe(204);
+    expect((await app.request(`/files/${file.id}`, { headers: { authorization: `Bearer ${aliceToken}` } })).status).toBe(404);
+  });
+
+  it('lists only your own files, newest first, with a working cursor', async () => {
+    const user = crypto.randomUUID();
+    const token = await tokenFor(user);
+    for (let i = 0; i < 3; i++) await upload(random(8), `f${i}.bin`, token);
+    const first = await json(await app.request('/files?limit=2', { headers: { authorization: `Bearer ${token}` } }));
+    expect(first.items.map((f: { name: string }) => f.name)).toEqual(['f2.bin', 'f1.bin']);
+    const second = await json(await app.request(`/files?limit=2&cursor=${first.nextCursor}`, { headers: { authorization: `Bearer ${token}` } }));
+    expect(second.items.map((f: { name: string }) => f.name)).toEqual(['f0.bin']);
+    expect(second.nextCursor).toBeNull();
+  });
+});
