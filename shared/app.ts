@@ -9,7 +9,7 @@ import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { HttpProblem, PROBLEM_CONTENT_TYPE, type ProblemFieldError } from './errors.ts';
 import { runReadiness, type ReadinessCheck } from './health.ts';
-import { authMiddleware, type Authenticator, type Identity } from './auth.ts';
+import { authMiddleware, type AuthMiddlewareOptions, type Identity } from './auth.ts';
 import type { BaseEnv } from './config.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -43,7 +43,7 @@ export interface ServiceAppOptions {
   /** When false the app does not register `GET /health` (the gateway serves an aggregate there). */
   liveness?: boolean;
   /** Default-deny authentication; the kit's operational endpoints are always public. */
-  auth?: { authenticator: Authenticator; publicPaths?: string[]; viewerWritablePrefixes?: string[] };
+  auth?: Omit<AuthMiddlewareOptions, 'publicPaths'> & { publicPaths?: string[] };
   /** Clock for service-info timestamps. */
   startedAt?: Date;
   /** service-info `environment` (dev, test, prod). */
@@ -112,11 +112,7 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
   if (options.auth) {
     app.use(
       '*',
-      authMiddleware({
-        authenticator: options.auth.authenticator,
-        publicPaths: [...KIT_PUBLIC_PATHS, ...(options.auth.publicPaths ?? [])],
-        viewerWritablePrefixes: options.auth.viewerWritablePrefixes,
-      }),
+      authMiddleware({ ...options.auth, publicPaths: [...KIT_PUBLIC_PATHS, ...(options.auth.publicPaths ?? [])] }),
     );
     app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
       type: 'http',

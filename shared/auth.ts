@@ -8,7 +8,7 @@
  * password change and deactivation), cached for `revocationCacheMs`: the bound for those.
  * The identity goes into the request context; nothing is ever read from client-sent identity headers.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { HttpProblem } from './errors.ts';
 import type { HttpClient } from './http-client.ts';
@@ -160,6 +160,8 @@ export interface AuthMiddlewareOptions {
   publicPaths: Iterable<string>;
   /** Path prefixes where a read-only viewer may still write (their own profile, password, tokens). */
   viewerWritablePrefixes?: string[];
+  /** Requests that carry their own proof (e.g. a signed download link); the handler must check it. */
+  carriesOwnProof?: (c: Context) => boolean;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -172,7 +174,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): MiddlewareHandle
   const publicPaths = new Set(options.publicPaths);
   const viewerWritable = options.viewerWritablePrefixes ?? [];
   return async (c, next) => {
-    if (publicPaths.has(c.req.path)) return next();
+    if (publicPaths.has(c.req.path) || options.carriesOwnProof?.(c)) return next();
     const identity = await options.authenticator.authenticate(c.req.header('authorization'));
     if (
       identity.kind === 'user' &&

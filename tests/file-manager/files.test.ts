@@ -13,6 +13,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../services/file-manager/src/app.ts';
+import { createDownloadLinks } from '../../services/file-manager/src/download-links.ts';
 import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
 import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
 import { bgzip, makeVcf } from '../support/vcf.ts';
@@ -64,6 +65,8 @@ beforeAll(async () => {
     storageDir,
     limits: { maxBytes: MAX_BYTES, quotaBytes: QUOTA_BYTES },
     validatorFor: vcfValidatorFor,
+    links: createDownloadLinks(crypto.getRandomValues(new Uint8Array(32))),
+    publicApiUrl: 'https://imputation.example.org/api',
   });
   aliceToken = await tokenFor(alice);
   bobToken = await tokenFor(bob);
@@ -266,6 +269,50 @@ describe('GET /files/{id}/content ranges', () => {
     expect(head.status).toBe(200);
     expect(head.headers.get('content-length')).toBe('1000');
     expect((await head.arrayBuffer()).byteLength).toBe(0);
+  });
+});
+
+describe('signed download links', () => {
+  it('opens the file without a token until it expires; a tampered or foreign link gets 403', async () => {
+    const bytes = random(2048);
+    const file = await json(await upload(bytes, 'shared.bin'));
+    const res = await app.request(`/files/${file.id}/link`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ expiresInSeconds: 120 }),
+    });
+    expect(res.status).toBe(201);
+    const link = await json(res);
+    expect(link.url).toBe(`https://imputation.example.org/api${link.path}`);
+    expect(Date.parse(link.expiresAt) - Date.now()).toBeGreaterThan(100_000);
+
+    const anonymous = await app.request(link.path);
+    expect(anonymous.status).toBe(200);
+    expect(new Uint8Array(await anonymous.arrayBuffer())).toEqual(bytes);
+    const ranged = await app.request(link.path, { headers: { range: 'bytes=0-3' } });
+    expect(ranged.status).toBe(206);
+    expect(new Uint8Array(await ranged.arrayBuffer())).toEqual(bytes.slice(0, 4));
+
+    const other = await json(await upload(random(16), 'other.bin'));
+    const sig = new URL(link.path, 'http://x').searchParams;
+    expect((await app.request(`/files/${other.id}/content?${sig}`)).status).toBe(403);
+    const tampered = link.path.replace(/sig=(.)/, (_: string, ch: string) => `sig=${ch === 'A' ? 'B' : 'A'}`);
+    expect((await app.request(tampered)).status).toBe(403);
+    const later = `/files/${file.id}/content?expires=${Number(sig.get('expires')) + 1000}&sig=${sig.get('sig')}`;
+    expect((await app.request(later)).status).toBe(403);
+    const expired = `/files/${file.id}/content?expires=${Math.floor(Date.now() / 1000) - 1}&sig=${sig.get('sig')}`;
+    expect((await app.request(expired)).status).toBe(403);
+    expect((await app.request(`/files/${file.id}/content`)).status).toBe(401);
+  });
+
+  it("refuses to sign another user's file", async () => {
+    const file = await json(await upload(random(16), 'mine.bin'));
+    const res = await app.request(`/files/${file.id}/link`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bobToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(404);
   });
 });
 

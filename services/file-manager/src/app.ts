@@ -4,6 +4,7 @@ import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
 import type { ValidatorFor } from './domain.ts';
+import type { DownloadLinks } from './download-links.ts';
 import { fileRoutes } from './routes/files.ts';
 import { storageCheck } from './storage-check.ts';
 import type { FileStorage } from './storage.ts';
@@ -16,6 +17,8 @@ export interface FileManagerDeps extends KitDeps {
   storageDir: string;
   limits: UploadLimits;
   validatorFor: ValidatorFor;
+  links: DownloadLinks;
+  publicApiUrl: string;
 }
 
 /** Builds the file-manager app from its dependencies; no I/O until a request arrives. */
@@ -25,9 +28,14 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
     name: 'file-manager',
     version: '0.2.0',
     description: 'Streaming uploads, VCF pre-flight validation, storage and ranged downloads',
-    auth: { authenticator: deps.authenticator },
+    auth: {
+      authenticator: deps.authenticator,
+      // A download with a signed link is authorised by the link; the content route verifies it.
+      carriesOwnProof: (c) => c.req.path.endsWith('/content') && c.req.query('sig') !== undefined,
+    },
     readiness: [pingCheck('database', deps.database), storageCheck(deps.storageDir)],
   });
-  app.route('/', fileRoutes({ db: deps.database.db, storage: deps.storage, limits: deps.limits, validatorFor: deps.validatorFor }));
+  const { database, storage, limits, validatorFor, links, publicApiUrl } = deps;
+  app.route('/', fileRoutes({ db: database.db, storage, limits, validatorFor, links, publicApiUrl }));
   return app;
 }

@@ -1,5 +1,6 @@
 /** file-manager's domain objects, built from its infrastructure and shared by the route groups. */
 import type { Db } from '@shared/db.ts';
+import type { DownloadLinks } from './download-links.ts';
 import type { FileStorage } from './storage.ts';
 import type { StreamValidator, UploadLimits } from './uploads.ts';
 
@@ -11,4 +12,7 @@ export interface FileManagerDomain {
   storage: FileStorage;
   limits: UploadLimits;
   validatorFor: ValidatorFor;
+  links: DownloadLinks;
+  /** Public base of the API (the gateway's `/api`), for absolute link URLs. */
+  publicApiUrl: string;
 }

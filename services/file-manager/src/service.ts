@@ -6,6 +6,8 @@ import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
+import { loadOrCreateLocalKey, parseEncryptionKeys } from '@shared/secret-box.ts';
+import { createDownloadLinks } from './download-links.ts';
 import { createLocalStorage } from './storage.ts';
 import { vcfValidatorFor } from './vcf-validation.ts';
 
@@ -20,9 +22,15 @@ export const definition = defineService({
     STORAGE_DIR: z.string().optional(),
     MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(20 * GiB),
     USER_QUOTA_BYTES: z.coerce.number().int().min(1).default(200 * GiB),
+    /** HMAC key of signed download links (`id:base64 of 32 bytes`); a local key file when unset. */
+    LINK_SIGNING_KEY: z.string().optional(),
+    PUBLIC_API_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8000/api'),
   }),
-  build: (env, infra) => {
+  build: async (env, infra) => {
     const storageDir = env.STORAGE_DIR ?? join(env.DATA_DIR, 'files');
+    const linkKey = env.LINK_SIGNING_KEY
+      ? parseEncryptionKeys(env.LINK_SIGNING_KEY)[0]!
+      : await loadOrCreateLocalKey(join(env.DATA_DIR, 'secrets', 'download-links.key'));
     return {
       app: createApp({
         ...kitDepsFromEnv(env, infra.logger),
@@ -32,6 +40,8 @@ export const definition = defineService({
         storageDir,
         limits: { maxBytes: env.MAX_UPLOAD_BYTES, quotaBytes: env.USER_QUOTA_BYTES },
         validatorFor: vcfValidatorFor,
+        links: createDownloadLinks(linkKey.key),
+        publicApiUrl: env.PUBLIC_API_URL,
       }),
       // Bun rejects larger bodies before the handler runs; the handler enforces the exact limit while streaming.
       maxRequestBodySize: env.MAX_UPLOAD_BYTES + 1024 * 1024,

@@ -2,7 +2,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { HttpProblem } from '@shared/errors.ts';
-import { jsonContent } from '@shared/openapi.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
@@ -91,12 +91,35 @@ const content = createRoute({
   tags: ['Files'],
   security,
   summary: 'The file’s bytes; honours Range (206), If-None-Match (ETag = SHA-256)',
-  request: { params: IdParam, headers: z.object({ range: z.string().max(200).optional() }) },
+  request: {
+    params: IdParam,
+    headers: z.object({ range: z.string().max(200).optional() }),
+    query: z.object({
+      expires: z.string().max(20).optional().openapi({ description: 'From a signed link' }),
+      sig: z.string().max(100).optional().openapi({ description: 'From a signed link; replaces the bearer token' }),
+    }),
+  },
   responses: {
     200: { description: 'The whole file.', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
     206: { description: 'The requested range.', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
     304: { description: 'Unchanged (ETag matched).' },
-    ...problemResponses(400, 401, 404, 416),
+    ...problemResponses(400, 401, 403, 404, 416),
+  },
+});
+
+const createLink = createRoute({
+  method: 'post',
+  path: '/files/{id}/link',
+  tags: ['Files'],
+  security,
+  summary: 'A signed, expiring download link to hand the file to a server or a browser without a token',
+  request: { params: IdParam, ...jsonBody(z.object({ expiresInSeconds: z.number().int().min(60).max(7 * 86_400).default(3600) })) },
+  responses: {
+    201: {
+      description: 'The link.',
+      ...jsonContent(z.object({ url: z.string(), path: z.string(), expiresAt: z.string() }).openapi('DownloadLink')),
+    },
+    ...problemResponses(400, 401, 404, 422),
   },
 });
 
@@ -181,8 +204,27 @@ export function fileRoutes(domain: FileManagerDomain) {
     return c.body(null, 204);
   });
 
-  app.openapi(content, async (c) => {
+  app.openapi(createLink, async (c) => {
     const row = await ownFile(domain, c, c.req.valid('param').id);
+    const expiresAt = new Date(Date.now() + c.req.valid('json').expiresInSeconds * 1000);
+    const path = `/files/${row.id}/content?${domain.links.sign(row.id, expiresAt)}`;
+    return c.json({ url: `${domain.publicApiUrl.replace(/\/+$/, '')}${path}`, path, expiresAt: expiresAt.toISOString() }, 201);
+  });
+
+  app.openapi(content, async (c) => {
+    const { id } = c.req.valid('param');
+    const { expires, sig } = c.req.valid('query');
+    let row: StoredFileRow;
+    if (sig !== undefined) {
+      if (!domain.links.verify(id, expires, sig)) {
+        throw new HttpProblem(403, 'invalid_link', 'This download link is invalid or has expired; ask for a new one.');
+      }
+      const [linked] = await domain.db.select().from(storedFiles).where(eq(storedFiles.id, id));
+      if (!linked) throw notFound();
+      row = linked;
+    } else {
+      row = await ownFile(domain, c, id);
+    }
     const etag = `"${row.sha256}"`;
     const common = {
       etag,
