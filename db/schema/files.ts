@@ -19,6 +19,8 @@ export const storedFiles = filesSchema.table(
     storageKey: text('storage_key').notNull().unique(),
     validation: jsonb('validation'),
     jobId: uuid('job_id'),
+    /** For results: where they came from (source service, external job and file name, panel). */
+    provenance: jsonb('provenance'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
   },

@@ -32,6 +32,15 @@ export const StoredFileSchema = z
     createdAt: z.string(),
     expiresAt: z.string().nullable(),
     validation: ValidationReportSchema.nullable(),
+    provenance: z
+      .object({
+        sourceService: z.string(),
+        externalJobId: z.string().nullable(),
+        externalName: z.string().nullable(),
+        panel: z.string().nullable(),
+      })
+      .nullable()
+      .openapi({ description: 'For results: where they came from' }),
   })
   .openapi('StoredFile');
 

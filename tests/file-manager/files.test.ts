@@ -19,7 +19,7 @@ import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.
 import { bgzip, makeVcf } from '../support/vcf.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from '../support/test-database.ts';
-import { testAuthenticator, tokenFor } from '../support/test-identity.ts';
+import { serviceTokenFor, testAuthenticator, tokenFor } from '../support/test-identity.ts';
 
 const MAX_BYTES = 2 * 1024 * 1024;
 const QUOTA_BYTES = 3 * 1024 * 1024;
@@ -313,6 +313,62 @@ describe('signed download links', () => {
       body: '{}',
     });
     expect(res.status).toBe(404);
+  });
+});
+
+describe('POST /internal/results', () => {
+  const store = (bytes: Uint8Array, token: string, params: Record<string, string>) =>
+    app.request(`/internal/results?${new URLSearchParams(params)}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+
+  it('stores a verified result for the user and job, with provenance, outside the quota', async () => {
+    const user = crypto.randomUUID();
+    const userToken = await tokenFor(user);
+    // Fill the user's quota with inputs first.
+    expect((await upload(random(MAX_BYTES - 1), 'a.bin', userToken)).status).toBe(201);
+    expect((await upload(random(QUOTA_BYTES - MAX_BYTES), 'b.bin', userToken)).status).toBe(201);
+    const bytes = random(50_000);
+    const jobId = crypto.randomUUID();
+    const res = await store(bytes, await serviceTokenFor('job-processor'), {
+      userId: user,
+      jobId,
+      name: 'chr20.dose.vcf.gz',
+      sha256: sha256(bytes),
+      sizeBytes: String(bytes.length),
+      sourceService: 'michigan',
+      externalJobId: 'job-20261128-1',
+      externalName: 'chr_20.zip',
+      panel: '1000g-phase-3-v5',
+    });
+    expect(res.status).toBe(201);
+    const file = await json(res);
+    expect(file).toMatchObject({ kind: 'result', jobId, sha256: sha256(bytes), provenance: { sourceService: 'michigan', externalName: 'chr_20.zip' } });
+    const listed = await json(await app.request(`/files?kind=result&jobId=${jobId}`, { headers: { authorization: `Bearer ${userToken}` } }));
+    expect(listed.items.map((f: { id: string }) => f.id)).toEqual([file.id]);
+    const back = await app.request(`/files/${file.id}/content`, { headers: { authorization: `Bearer ${userToken}` } });
+    expect(sha256(new Uint8Array(await back.arrayBuffer()))).toBe(sha256(bytes));
+  });
+
+  it('keeps nothing when the checksum or size does not match', async () => {
+    const user = crypto.randomUUID();
+    const token = await serviceTokenFor('job-processor');
+    const base = { userId: user, jobId: crypto.randomUUID(), name: 'r.zip', sourceService: 'topmed' };
+    const bytes = random(1000);
+    const wrongSum = await store(bytes, token, { ...base, sha256: sha256(random(10)) });
+    expect(wrongSum.status).toBe(422);
+    expect((await json(wrongSum)).code).toBe('checksum_mismatch');
+    expect((await store(bytes, token, { ...base, sizeBytes: '999' })).status).toBe(422);
+    expect(await rowsFor(user)).toEqual([]);
+    expect(await tempFiles()).toEqual([]);
+  });
+
+  it('refuses users and other services', async () => {
+    const params = { userId: alice, jobId: crypto.randomUUID(), name: 'r.zip', sourceService: 'x' };
+    expect((await store(random(10), aliceToken, params)).status).toBe(403);
+    expect((await store(random(10), await serviceTokenFor('notification'), params)).status).toBe(403);
   });
 });
 

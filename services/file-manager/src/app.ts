@@ -6,6 +6,7 @@ import { pingCheck } from '@shared/health.ts';
 import type { ValidatorFor } from './domain.ts';
 import type { DownloadLinks } from './download-links.ts';
 import { fileRoutes } from './routes/files.ts';
+import { internalResultRoutes } from './routes/internal-results.ts';
 import { storageCheck } from './storage-check.ts';
 import type { FileStorage } from './storage.ts';
 import type { UploadLimits } from './uploads.ts';
@@ -36,6 +37,8 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
     readiness: [pingCheck('database', deps.database), storageCheck(deps.storageDir)],
   });
   const { database, storage, limits, validatorFor, links, publicApiUrl } = deps;
-  app.route('/', fileRoutes({ db: database.db, storage, limits, validatorFor, links, publicApiUrl }));
+  const domain = { db: database.db, storage, limits, validatorFor, links, publicApiUrl };
+  app.route('/', fileRoutes(domain));
+  app.route('/', internalResultRoutes(domain));
   return app;
 }

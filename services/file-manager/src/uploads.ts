@@ -28,6 +28,12 @@ export interface UploadRequest {
   /** Declared by the client; checked against limits before reading a byte. */
   contentLength?: number;
   validator?: StreamValidator | null;
+  /** `input` (a user's upload, counted against the quota) or `result` (fetched for a job; not counted). */
+  kind?: 'input' | 'result';
+  jobId?: string | null;
+  provenance?: Record<string, unknown> | null;
+  /** When given, the stored bytes must match exactly or nothing is kept (422). */
+  expected?: { sha256?: string; sizeBytes?: number };
 }
 
 export type StoredFileRow = typeof storedFiles.$inferSelect;
@@ -55,8 +61,10 @@ export async function receiveUpload(
   request: UploadRequest,
 ): Promise<StoredFileRow> {
   const now = deps.now ?? Date.now;
-  const used = await bytesUsed(deps.db, request.userId);
-  const allowed = Math.min(deps.limits.maxBytes, deps.limits.quotaBytes - used);
+  const kind = request.kind ?? 'input';
+  // Results must always land: they are the point of the job, so they never count against the quota.
+  const used = kind === 'input' ? await bytesUsed(deps.db, request.userId) : 0;
+  const allowed = Math.min(deps.limits.maxBytes, kind === 'input' ? deps.limits.quotaBytes - used : Number.MAX_SAFE_INTEGER);
   const tooLarge = () =>
     allowed < deps.limits.maxBytes
       ? new HttpProblem(413, 'quota_exceeded', `This upload would exceed your storage quota (${formatBytes(deps.limits.quotaBytes)}); delete files you no longer need.`)
@@ -83,6 +91,13 @@ export async function receiveUpload(
       await writer.write(value);
     }
     if (size === 0) throw new HttpProblem(422, 'empty_file', 'The upload is empty.');
+    const digest = sha256.digest('hex');
+    const expected = request.expected;
+    if ((expected?.sha256 && expected.sha256.toLowerCase() !== digest) || (expected?.sizeBytes !== undefined && expected.sizeBytes !== size)) {
+      throw new HttpProblem(422, 'checksum_mismatch', `The bytes received (${size} bytes, SHA-256 ${digest}) do not match what was expected.`, {
+        extensions: { receivedSha256: digest, receivedSize: size },
+      });
+    }
     const id = Bun.randomUUIDv7();
     const storageKey = id.replace(/-/g, '');
     const validation = request.validator ? request.validator.finish() : null;
@@ -93,11 +108,13 @@ export async function receiveUpload(
         .values({
           id,
           userId: request.userId,
-          kind: 'input',
+          kind,
+          jobId: request.jobId ?? null,
+          provenance: request.provenance ?? null,
           originalName: request.originalName,
           contentType: request.contentType,
           sizeBytes: size,
-          sha256: sha256.digest('hex'),
+          sha256: digest,
           md5: md5.digest('hex'),
           storageKey,
           validation: validation as Record<string, unknown> | null,

@@ -31,6 +31,7 @@ export function fileView(row: StoredFileRow): StoredFile {
     createdAt: row.createdAt.toISOString(),
     expiresAt: row.expiresAt?.toISOString() ?? null,
     validation: (row.validation as StoredFile['validation']) ?? null,
+    provenance: (row.provenance as StoredFile['provenance']) ?? null,
   };
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE "files"."stored_files" ADD COLUMN "provenance" jsonb;
