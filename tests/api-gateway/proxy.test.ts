@@ -226,6 +226,19 @@ describe('proxy', () => {
     expect(await res.json()).toEqual({ bytes: 128 * 1024 });
   });
 
+  it('applies a per-request timeout policy: a long wait for one route, the short one for the rest', async () => {
+    const policy = createProxy({
+      upstreams: allUpstreams(`http://127.0.0.1:${upstream.port}`),
+      timeoutMs: (service, method) => (service === 'job-processor' && method === 'POST' ? 5_000 : TIMEOUT_MS),
+    });
+    const hang = (method: string) => policy(new Request('http://gateway.example/api/jobs/hang', { method }), { requestId: 'policy' });
+    const started = performance.now();
+    expect((await hang('GET')).status).toBe(504);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    const slow = await Promise.race([hang('POST').then(() => 'answered'), Bun.sleep(1_000).then(() => 'still waiting')]);
+    expect(slow).toBe('still waiting');
+  });
+
   it('streams a 5 MiB binary download byte-identical', async () => {
     const res = await fetch(`${gatewayBase}/api/jobs/download`);
     expect(res.status).toBe(200);

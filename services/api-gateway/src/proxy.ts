@@ -56,8 +56,11 @@ export interface ProxyOutcome {
 export interface ProxyDeps {
   /** Base URL of each upstream, e.g. `http://127.0.0.1:8003`; a path prefix on the base is kept. */
   upstreams: Record<UpstreamName, string>;
-  /** Maximum time to upstream response headers; a response body that is already streaming is never cut. */
-  timeoutMs: number;
+  /**
+   * Maximum time to upstream response headers, or a policy per request; a response body that is
+   * already streaming is never cut. Uploads need a long one: their headers come after the whole body.
+   */
+  timeoutMs: number | TimeoutPolicy;
   fetch?: typeof fetch;
   /** Monotonic clock in ms for `ProxyOutcome.durationMs`. */
   now?: () => number;
@@ -83,7 +86,8 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 export function createProxy(deps: ProxyDeps): Proxy {
   const doFetch = deps.fetch ?? fetch;
   const now = deps.now ?? (() => performance.now());
-  const timeoutFor: TimeoutPolicy = () => deps.timeoutMs;
+  const policy = deps.timeoutMs;
+  const timeoutFor: TimeoutPolicy = typeof policy === 'number' ? () => policy : policy;
   const bases = Object.fromEntries(
     Object.entries(deps.upstreams).map(([name, base]) => [name, base.replace(/\/+$/, '')]),
   ) as Record<UpstreamName, string>;

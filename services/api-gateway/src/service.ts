@@ -21,6 +21,7 @@ export const definition = defineService({
     NOTIFICATION_URL: upstreamUrl(8005),
     MONITORING_URL: upstreamUrl(8006),
     UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+    UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(1000).default(6 * 60 * 60_000),
     HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).default(1000),
   }),
   build: (env, infra) => {
@@ -36,7 +37,11 @@ export const definition = defineService({
       app: createApp({
         ...kitDepsFromEnv(env, infra.logger),
         kv: infra.kv,
-        proxy: createProxy({ upstreams, timeoutMs: env.UPSTREAM_TIMEOUT_MS }),
+        proxy: createProxy({
+          upstreams,
+          // An upload's response comes only after its last byte, so its wait is as long as the transfer.
+          timeoutMs: (service, method) => (service === 'file-manager' && (method === 'POST' || method === 'PUT') ? env.UPLOAD_TIMEOUT_MS : env.UPSTREAM_TIMEOUT_MS),
+        }),
         health: createHealthFanout({ upstreams, timeoutMs: env.HEALTH_TIMEOUT_MS }),
       }),
       // The gateway streams bodies through; size limits per route class are the upstreams' to enforce.
