@@ -1,5 +1,5 @@
 /** file-manager tables: stored files (inputs and results) with checksums and validation reports. */
-import { bigint, index, jsonb, pgSchema, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, jsonb, pgSchema, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 export const filesSchema = pgSchema('files');
 
@@ -25,4 +25,17 @@ export const storedFiles = filesSchema.table(
     expiresAt: timestamp('expires_at', { withTimezone: true }),
   },
   (t) => [index('stored_files_user_created').on(t.userId, t.createdAt)],
+);
+
+/** Jobs holding a file: while any hold exists the file cannot be deleted, by its owner or by retention. */
+export const fileHolds = filesSchema.table(
+  'file_holds',
+  {
+    fileId: uuid('file_id')
+      .notNull()
+      .references(() => storedFiles.id, { onDelete: 'cascade' }),
+    jobId: uuid('job_id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.fileId, t.jobId] })],
 );

@@ -6,14 +6,15 @@ import type { ServiceApp } from '@shared/app.ts';
 import { createMemoryKv } from '@shared/kv-memory.ts';
 import { createLogger } from '@shared/log.ts';
 import { migrate } from '@shared/migrations.ts';
-import { storedFiles } from '@db/schema/files.ts';
+import { fileHolds, storedFiles } from '@db/schema/files.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../services/file-manager/src/app.ts';
 import { createDownloadLinks } from '../../services/file-manager/src/download-links.ts';
+import { createRetentionWorker } from '../../services/file-manager/src/retention.ts';
 import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
 import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
 import { bgzip, makeVcf } from '../support/vcf.ts';
@@ -369,6 +370,56 @@ describe('POST /internal/results', () => {
     const params = { userId: alice, jobId: crypto.randomUUID(), name: 'r.zip', sourceService: 'x' };
     expect((await store(random(10), aliceToken, params)).status).toBe(403);
     expect((await store(random(10), await serviceTokenFor('notification'), params)).status).toBe(403);
+  });
+});
+
+describe('holds and retention', () => {
+  const holdPath = (fileId: string, jobId: string) => `/internal/files/${fileId}/holds/${jobId}`;
+
+  it('refuses to delete a file a job holds (409) until the hold is released', async () => {
+    const file = await json(await upload(random(32), 'held.bin'));
+    const jobId = crypto.randomUUID();
+    const jp = await serviceTokenFor('job-processor');
+    expect((await app.request(holdPath(file.id, jobId), { method: 'PUT', headers: { authorization: `Bearer ${aliceToken}` } })).status).toBe(403);
+    expect((await app.request(holdPath(file.id, jobId), { method: 'PUT', headers: { authorization: `Bearer ${jp}` } })).status).toBe(204);
+    expect((await app.request(holdPath(file.id, jobId), { method: 'PUT', headers: { authorization: `Bearer ${jp}` } })).status).toBe(204);
+    const refused = await app.request(`/files/${file.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${aliceToken}` } });
+    expect(refused.status).toBe(409);
+    expect((await json(refused)).code).toBe('file_in_use');
+    expect((await app.request(holdPath(file.id, jobId), { method: 'DELETE', headers: { authorization: `Bearer ${jp}` } })).status).toBe(204);
+    expect((await app.request(`/files/${file.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${aliceToken}` } })).status).toBe(204);
+  });
+
+  it('deletes expired files and their bytes, keeps held and unexpired ones, sweeps old temp files, and reports the space freed', async () => {
+    const lines: string[] = [];
+    const storage = createLocalStorage(storageDir);
+    const expired = await json(await upload(random(1000), 'old.bin'));
+    const heldExpired = await json(await upload(random(2000), 'old-but-held.bin'));
+    const fresh = await json(await upload(random(3000), 'fresh.bin'));
+    const past = new Date(Date.now() - 1000);
+    await testDb.database.db.update(storedFiles).set({ expiresAt: past }).where(inArray(storedFiles.id, [expired.id, heldExpired.id]));
+    await testDb.database.db.insert(fileHolds).values({ fileId: heldExpired.id, jobId: crypto.randomUUID() });
+    const leftover = await storage.createWriter();
+    await leftover.write(random(10));
+
+    const worker = createRetentionWorker({
+      db: testDb.database.db,
+      storage,
+      logger: createLogger({ level: 'info', sink: (line) => lines.push(line) }),
+      intervalMs: 60_000,
+      temporaryMaxAgeMs: 0,
+    });
+    const round = await worker.runOnce();
+    expect(round.deleted).toBeGreaterThanOrEqual(1);
+    expect(round.temporaryRemoved).toBe(1);
+    const status = async (id: string) => (await app.request(`/files/${id}`, { headers: { authorization: `Bearer ${aliceToken}` } })).status;
+    expect(await status(expired.id)).toBe(404);
+    expect(await status(heldExpired.id)).toBe(200);
+    expect(await status(fresh.id)).toBe(200);
+    const [row] = await testDb.database.db.select().from(storedFiles).where(eq(storedFiles.id, fresh.id));
+    expect(row!.expiresAt).toBeNull();
+    expect(lines.some((l) => JSON.parse(l).msg === 'retention round' && JSON.parse(l).freedBytes >= 1000)).toBe(true);
+    expect(await tempFiles()).toEqual([]);
   });
 });
 

@@ -6,6 +6,7 @@ import { pingCheck } from '@shared/health.ts';
 import type { ValidatorFor } from './domain.ts';
 import type { DownloadLinks } from './download-links.ts';
 import { fileRoutes } from './routes/files.ts';
+import { internalHoldRoutes } from './routes/internal-holds.ts';
 import { internalResultRoutes } from './routes/internal-results.ts';
 import { storageCheck } from './storage-check.ts';
 import type { FileStorage } from './storage.ts';
@@ -40,5 +41,6 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
   const domain = { db: database.db, storage, limits, validatorFor, links, publicApiUrl };
   app.route('/', fileRoutes(domain));
   app.route('/', internalResultRoutes(domain));
+  app.route('/', internalHoldRoutes(domain));
   return app;
 }

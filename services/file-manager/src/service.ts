@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { loadOrCreateLocalKey, parseEncryptionKeys } from '@shared/secret-box.ts';
 import { createDownloadLinks } from './download-links.ts';
+import { createRetentionWorker } from './retention.ts';
 import { createLocalStorage } from './storage.ts';
 import { vcfValidatorFor } from './vcf-validation.ts';
 
@@ -25,20 +26,40 @@ export const definition = defineService({
     /** HMAC key of signed download links (`id:base64 of 32 bytes`); a local key file when unset. */
     LINK_SIGNING_KEY: z.string().optional(),
     PUBLIC_API_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8000/api'),
+    /** Days an uploaded input is kept; 0 keeps it until its owner deletes it. */
+    INPUT_RETENTION_DAYS: z.coerce.number().min(0).default(30),
+    /** Days a result is kept; 0 (the default) keeps results until their owner deletes them. */
+    RESULT_RETENTION_DAYS: z.coerce.number().min(0).default(0),
+    RETENTION_INTERVAL_MINUTES: z.coerce.number().min(1).default(60),
   }),
   build: async (env, infra) => {
     const storageDir = env.STORAGE_DIR ?? join(env.DATA_DIR, 'files');
     const linkKey = env.LINK_SIGNING_KEY
       ? parseEncryptionKeys(env.LINK_SIGNING_KEY)[0]!
       : await loadOrCreateLocalKey(join(env.DATA_DIR, 'secrets', 'download-links.key'));
+    const days = (n: number) => (n > 0 ? n * 86_400_000 : null);
+    const limits = {
+      maxBytes: env.MAX_UPLOAD_BYTES,
+      quotaBytes: env.USER_QUOTA_BYTES,
+      retentionMs: { input: days(env.INPUT_RETENTION_DAYS), result: days(env.RESULT_RETENTION_DAYS) },
+    };
+    const storage = createLocalStorage(storageDir);
+    const retention = createRetentionWorker({
+      db: infra.database.db,
+      storage,
+      logger: infra.logger,
+      intervalMs: env.RETENTION_INTERVAL_MINUTES * 60_000,
+    });
+    retention.start();
     return {
+      stop: () => retention.stop(),
       app: createApp({
         ...kitDepsFromEnv(env, infra.logger),
         authenticator: createServiceAuth('file-manager', env, infra.kv).authenticator,
         database: infra.database,
-        storage: createLocalStorage(storageDir),
+        storage,
         storageDir,
-        limits: { maxBytes: env.MAX_UPLOAD_BYTES, quotaBytes: env.USER_QUOTA_BYTES },
+        limits,
         validatorFor: vcfValidatorFor,
         links: createDownloadLinks(linkKey.key),
         publicApiUrl: env.PUBLIC_API_URL,

@@ -49,6 +49,11 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
       out.on('error', (err) => {
         failed = err;
       });
+      // The file is opened asynchronously: wait, so an early abort cannot remove it before it exists.
+      await new Promise<void>((resolve, reject) => {
+        out.once('ready', () => resolve());
+        out.once('error', reject);
+      });
       const closed = () =>
         new Promise<void>((resolve) => {
           if (out.closed) return resolve();
@@ -71,7 +76,12 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
           await rename(tempPath, target);
         },
         async abort() {
-          out.destroy();
+          if (!out.closed) {
+            await new Promise<void>((resolve) => {
+              out.once('close', () => resolve());
+              out.destroy();
+            });
+          }
           await rm(tempPath, { force: true });
         },
       };

@@ -18,6 +18,8 @@ export interface StreamValidator {
 export interface UploadLimits {
   maxBytes: number;
   quotaBytes: number;
+  /** How long each kind is kept; null keeps it until its owner deletes it. */
+  retentionMs?: { input: number | null; result: number | null };
 }
 
 export interface UploadRequest {
@@ -98,6 +100,7 @@ export async function receiveUpload(
         extensions: { receivedSha256: digest, receivedSize: size },
       });
     }
+    const retention = deps.limits.retentionMs?.[kind] ?? null;
     const id = Bun.randomUUIDv7();
     const storageKey = id.replace(/-/g, '');
     const validation = request.validator ? request.validator.finish() : null;
@@ -119,6 +122,7 @@ export async function receiveUpload(
           storageKey,
           validation: validation as Record<string, unknown> | null,
           createdAt: new Date(now()),
+          expiresAt: retention ? new Date(now() + retention) : null,
         })
         .returning();
       return row!;

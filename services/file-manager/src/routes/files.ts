@@ -7,8 +7,8 @@ import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/sch
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
 import type { Context } from 'hono';
-import { storedFiles } from '@db/schema/files.ts';
-import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import { fileHolds, storedFiles } from '@db/schema/files.ts';
+import { and, desc, eq, lt, notExists, type SQL } from 'drizzle-orm';
 import type { FileManagerDomain } from '../domain.ts';
 import { contentDisposition, parseRange } from '../http-range.ts';
 import { cleanFileName, receiveUpload, type StoredFileRow } from '../uploads.ts';
@@ -83,7 +83,7 @@ const remove = createRoute({
   security,
   summary: 'Delete a file',
   request: { params: IdParam },
-  responses: { 204: { description: 'Deleted.' }, ...problemResponses(400, 401, 403, 404) },
+  responses: { 204: { description: 'Deleted.' }, ...problemResponses(400, 401, 403, 404, 409) },
 });
 
 const content = createRoute({
@@ -200,7 +200,12 @@ export function fileRoutes(domain: FileManagerDomain) {
 
   app.openapi(remove, async (c) => {
     const row = await ownFile(domain, c, c.req.valid('param').id);
-    await domain.db.delete(storedFiles).where(eq(storedFiles.id, row.id));
+    // One statement: a hold taken between a check and the delete would otherwise be ignored.
+    const deleted = await domain.db
+      .delete(storedFiles)
+      .where(and(eq(storedFiles.id, row.id), notExists(domain.db.select().from(fileHolds).where(eq(fileHolds.fileId, row.id)))))
+      .returning({ id: storedFiles.id });
+    if (deleted.length === 0) throw new HttpProblem(409, 'file_in_use', 'A job is using this file; delete it once the job has ended.');
     await domain.storage.remove(row.storageKey);
     return c.body(null, 204);
   });
