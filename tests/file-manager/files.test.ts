@@ -198,6 +198,72 @@ describe('POST /files', () => {
   });
 });
 
+describe('POST /files as a browser form (multipart/form-data)', () => {
+  /** A real form body as a browser sends it, delivered in small chunks so delimiters straddle them. */
+  async function formRequest(form: FormData, token = aliceToken, chunkSize = 1000) {
+    const encoded = new Response(form);
+    const contentType = encoded.headers.get('content-type')!;
+    const bytes = new Uint8Array(await encoded.arrayBuffer());
+    let offset = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (offset >= bytes.length) return ctl.close();
+        ctl.enqueue(bytes.slice(offset, offset + chunkSize));
+        offset += chunkSize;
+      },
+    });
+    return app.request('/files', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, body });
+  }
+
+  for (const chunkSize of [1, 37, 1000, 65_536]) {
+    it(`streams the file part byte-identical (${chunkSize}-byte chunks) and reads fields before it`, async () => {
+      const bytes = chunkSize === 1 ? random(3_000) : random(200_000);
+      const form = new FormData();
+      form.append('build', 'hg38');
+      form.append('file', new File([bytes], 'Kohorte ñ.bin', { type: 'application/octet-stream' }));
+      form.append('after', 'ignored');
+      const res = await formRequest(form, aliceToken, chunkSize);
+      expect(res.status).toBe(201);
+      const file = await json(res);
+      expect(file).toMatchObject({ name: 'Kohorte ñ.bin', sizeBytes: bytes.length, sha256: sha256(bytes) });
+    });
+  }
+
+  it('validates a VCF sent as a form with the build from its field', async () => {
+    const form = new FormData();
+    form.append('build', 'hg19');
+    form.append('file', new File([bgzip(makeVcf({ samples: 25, chromosome: 'chr20' }))], 'c.vcf.gz'));
+    const file = await json(await formRequest(form));
+    expect(file.validation.errors.map((e: { code: string }) => e.code)).toContain('build_mismatch');
+  });
+
+  it('answers a form without a file, a bad build field and a cut-off body with 4xx, keeping nothing', async () => {
+    const before = (await rowsFor(alice)).length;
+    const noFile = new FormData();
+    noFile.append('build', 'hg19');
+    expect((await formRequest(noFile)).status).toBe(400);
+    const badBuild = new FormData();
+    badBuild.append('build', 'hg42');
+    badBuild.append('file', new File([random(10)], 'x.bin'));
+    expect((await formRequest(badBuild)).status).toBe(422);
+    const whole = new FormData();
+    whole.append('file', new File([random(5000)], 'cut.bin'));
+    const encoded = new Response(whole);
+    // Read before the body: Bun fills a form response's content type lazily.
+    const contentType = encoded.headers.get('content-type')!;
+    const cut = new Uint8Array(await encoded.arrayBuffer()).slice(0, 3000);
+    const res = await app.request('/files', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}`, 'content-type': contentType },
+      body: cut,
+    });
+    expect(res.status).toBe(400);
+    expect((await json(res)).code).toBe('malformed_multipart');
+    expect((await rowsFor(alice)).length).toBe(before);
+    expect(await tempFiles()).toEqual([]);
+  });
+});
+
 describe('VCF pre-flight validation on upload', () => {
   it('stores a valid bgzipped VCF with a passing report and its stats', async () => {
     const vcf = bgzip(makeVcf({ samples: 25, chromosome: '20', positions: [100, 200, 300, 400] }));

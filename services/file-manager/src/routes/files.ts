@@ -11,6 +11,7 @@ import { fileHolds, storedFiles } from '@db/schema/files.ts';
 import { and, desc, eq, lt, notExists, type SQL } from 'drizzle-orm';
 import type { FileManagerDomain } from '../domain.ts';
 import { contentDisposition, parseRange } from '../http-range.ts';
+import { multipartBoundary, openMultipartFile } from '../multipart-stream.ts';
 import { cleanFileName, receiveUpload, type StoredFileRow } from '../uploads.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -43,15 +44,28 @@ const upload = createRoute({
   summary: 'Upload a file as the raw request body; VCFs are validated while they stream',
   description:
     'Send the bytes as the body (`Content-Type: application/octet-stream`) with the file name in `?name=` ' +
-    '(or a percent-encoded `X-File-Name` header). Files named `*.vcf`, `*.vcf.gz` or `*.vcf.bgz` get a pre-flight ' +
-    'validation report; `?build=hg19|hg38` declares the build to check contig naming against.',
+    '(or a percent-encoded `X-File-Name` header), or a browser form (`multipart/form-data`, fields before the ' +
+    'file part are read, the file part streams). Files named `*.vcf`, `*.vcf.gz` or `*.vcf.bgz` get a pre-flight ' +
+    'validation report; `build=hg19|hg38` (query or form field) declares the build to check contig naming against.',
   request: {
     query: z.object({
       name: z.string().min(1).max(1024).optional(),
       build: z.enum(['hg19', 'hg38']).optional(),
     }),
     headers: z.object({ 'x-file-name': z.string().max(3072).optional() }),
-    body: { content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
+    body: {
+      content: {
+        'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) },
+        // A plain schema object, not zod: a zod one would make the framework parse (buffer) the whole form.
+        'multipart/form-data': {
+          schema: {
+            type: 'object',
+            properties: { build: { type: 'string', enum: ['hg19', 'hg38'] }, file: { type: 'string', format: 'binary' } },
+            required: ['file'],
+          },
+        },
+      },
+    },
   },
   responses: { 201: { description: 'Stored.', ...jsonContent(StoredFileSchema) }, ...problemResponses(400, 401, 403, 413, 422) },
 });
@@ -158,10 +172,27 @@ export function fileRoutes(domain: FileManagerDomain) {
   app.openapi(upload, async (c) => {
     const userId = userOf(c);
     const query = c.req.valid('query');
-    const name = fileName(query.name, c.req.valid('header')['x-file-name']);
-    const body = c.req.raw.body;
-    if (!body) throw new HttpProblem(422, 'empty_file', 'The upload is empty.');
-    const declaredLength = Number(c.req.header('content-length'));
+    const raw = c.req.raw.body;
+    if (!raw) throw new HttpProblem(422, 'empty_file', 'The upload is empty.');
+    const boundary = multipartBoundary(c.req.header('content-type'));
+    let name: string;
+    let body = raw;
+    let build = query.build;
+    let declaredLength = Number(c.req.header('content-length'));
+    if (boundary) {
+      const form = await openMultipartFile(raw, boundary);
+      name = cleanFileName(query.name ?? form.filename);
+      body = form.content;
+      const formBuild = form.fields.build;
+      if (formBuild !== undefined && formBuild !== 'hg19' && formBuild !== 'hg38') {
+        throw new HttpProblem(422, 'validation_failed', 'build must be hg19 or hg38.', { errors: [{ path: 'body.build', message: 'must be hg19 or hg38' }] });
+      }
+      build = (formBuild as 'hg19' | 'hg38' | undefined) ?? build;
+      // The form's length includes its envelope: no exact size is known before reading.
+      declaredLength = Number.NaN;
+    } else {
+      name = fileName(query.name, c.req.valid('header')['x-file-name']);
+    }
     const row = await receiveUpload(
       { db: domain.db, storage: domain.storage, limits: domain.limits },
       {
@@ -170,7 +201,7 @@ export function fileRoutes(domain: FileManagerDomain) {
         contentType: /\.vcf\.b?gz$/i.test(name) ? 'application/gzip' : /\.vcf$/i.test(name) ? 'text/vcf' : 'application/octet-stream',
         body,
         contentLength: Number.isFinite(declaredLength) && c.req.header('content-length') ? declaredLength : undefined,
-        validator: domain.validatorFor(name, query.build),
+        validator: domain.validatorFor(name, build),
       },
     );
     return c.json(fileView(row), 201);
