@@ -5,8 +5,8 @@
  * `<root>/objects/<2 hex>/<key>` and in-progress writes under `<root>/tmp`, on the same filesystem
  * so the rename is atomic. (An S3-compatible backend would implement the same interface.)
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -44,44 +44,36 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
     async createWriter() {
       await mkdir(tmp, { recursive: true });
       const tempPath = join(tmp, `${Bun.randomUUIDv7()}.part`);
-      const out: WriteStream = createWriteStream(tempPath, { flags: 'wx', mode: 0o600 });
-      let failed: Error | undefined;
-      out.on('error', (err) => {
-        failed = err;
-      });
-      // The file is opened asynchronously: wait, so an early abort cannot remove it before it exists.
-      await new Promise<void>((resolve, reject) => {
-        out.once('ready', () => resolve());
-        out.once('error', reject);
-      });
-      const closed = () =>
-        new Promise<void>((resolve) => {
-          if (out.closed) return resolve();
-          out.once('close', () => resolve());
-          out.end();
-        });
+      // Exclusive create, owner-only, then Bun's FileSink on that descriptor. Its writes to a regular
+      // file complete on the calling thread, so the upload loop reads the socket again at once and gets
+      // 64 KiB chunks; an asynchronous write let Bun coalesce 1–1.5 MiB chunks and grew RSS by
+      // ~70–90 MiB per GiB uploaded (bench/upload.ts), against ~25–30 MiB this way.
+      const handle = await open(tempPath, 'wx', 0o600);
+      const sink = Bun.file(handle.fd).writer();
+      let closed = false;
+      const close = async () => {
+        if (closed) return;
+        closed = true;
+        try {
+          await sink.end();
+        } finally {
+          // FileSink does not close a descriptor it was given.
+          await handle.close();
+        }
+      };
       return {
-        write(chunk) {
-          if (failed) return Promise.reject(failed);
-          return new Promise<void>((resolve, reject) => {
-            const ok = out.write(chunk, (err) => (err ? reject(err) : ok ? resolve() : undefined));
-            if (!ok) out.once('drain', () => resolve());
-          });
+        async write(chunk) {
+          sink.write(chunk);
+          await sink.flush();
         },
         async commit(key) {
-          await closed();
-          if (failed) throw failed;
+          await close();
           const target = pathOf(key);
           await mkdir(join(target, '..'), { recursive: true });
           await rename(tempPath, target);
         },
         async abort() {
-          if (!out.closed) {
-            await new Promise<void>((resolve) => {
-              out.once('close', () => resolve());
-              out.destroy();
-            });
-          }
+          await close().catch(() => {});
           await rm(tempPath, { force: true });
         },
       };
