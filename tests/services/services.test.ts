@@ -192,6 +192,28 @@ describe('api-gateway over the six running services', () => {
     expect(forged.status).toBe(401);
   });
 
+  it('streams an upload and a ranged download through the gateway to file-manager', async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const password = 'Gateway-Upload-Passphrase-3';
+    await post('/api/auth/register', { username: 'uploader', email: 'uploader@example.org', password, firstName: 'U', lastName: 'P' });
+    const { accessToken } = await json(await post('/api/auth/login', { login: 'uploader', password }));
+    const bytes = crypto.getRandomValues(new Uint8Array(1024 * 1024));
+    const res = await fetch(`${gateway.url}/api/files?name=through-gateway.bin`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    expect(res.status).toBe(201);
+    const file = await json(res);
+    expect(file.sha256).toBe(new Bun.CryptoHasher('sha256').update(bytes).digest('hex'));
+    const ranged = await fetch(`${gateway.url}/api/files/${file.id}/content`, {
+      headers: { authorization: `Bearer ${accessToken}`, range: 'bytes=1000-1999' },
+    });
+    expect(ranged.status).toBe(206);
+    expect(new Uint8Array(await ranged.arrayBuffer())).toEqual(bytes.slice(1000, 2000));
+  });
+
   it('answers an unknown /api path with a 404 problem instead of a default route', async () => {
     const res = await fetch(`${gateway.url}/api/nowhere/at/all`);
     expect(res.status).toBe(404);
