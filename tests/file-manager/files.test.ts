@@ -476,6 +476,7 @@ describe('holds and retention', () => {
       temporaryMaxAgeMs: 0,
     });
     const round = await worker.runOnce();
+    await leftover.abort();
     expect(round.deleted).toBeGreaterThanOrEqual(1);
     expect(round.temporaryRemoved).toBe(1);
     const status = async (id: string) => (await app.request(`/files/${id}`, { headers: { authorization: `Bearer ${aliceToken}` } })).status;

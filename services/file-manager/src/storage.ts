@@ -5,8 +5,8 @@
  * `<root>/objects/<2 hex>/<key>` and in-progress writes under `<root>/tmp`, on the same filesystem
  * so the rename is atomic. (An S3-compatible backend would implement the same interface.)
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -48,8 +48,9 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
       // file complete on the calling thread, so the upload loop reads the socket again at once and gets
       // 64 KiB chunks; an asynchronous write let Bun coalesce 1–1.5 MiB chunks and grew RSS by
       // ~70–90 MiB per GiB uploaded (bench/upload.ts), against ~25–30 MiB this way.
-      const handle = await open(tempPath, 'wx', 0o600);
-      const sink = Bun.file(handle.fd).writer();
+      // A plain descriptor rather than a FileHandle: a FileHandle collected unclosed is fatal in Bun.
+      const fd = openSync(tempPath, 'wx', 0o600);
+      const sink = Bun.file(fd).writer();
       let closed = false;
       const close = async () => {
         if (closed) return;
@@ -58,7 +59,7 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
           await sink.end();
         } finally {
           // FileSink does not close a descriptor it was given.
-          await handle.close();
+          closeSync(fd);
         }
       };
       return {
