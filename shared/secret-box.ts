@@ -107,3 +107,8 @@ function b64url(bytes: Uint8Array): string {
 function fromB64url(text: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.from(text, 'base64url'));
 }
+
+/** Keys from configuration (`id:base64,...`), or — for embedded installs — the local key file at `fallbackPath`. */
+export async function configuredKeys(value: string | undefined, fallbackPath: string): Promise<{ id: string; key: Uint8Array }[]> {
+  return value ? parseEncryptionKeys(value) : [await loadOrCreateLocalKey(fallbackPath)];
+}

@@ -6,7 +6,7 @@ import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
-import { loadOrCreateLocalKey, parseEncryptionKeys } from '@shared/secret-box.ts';
+import { configuredKeys } from '@shared/secret-box.ts';
 import { createDownloadLinks } from './download-links.ts';
 import { createRetentionWorker } from './retention.ts';
 import { createLocalStorage } from './storage.ts';
@@ -34,9 +34,7 @@ export const definition = defineService({
   }),
   build: async (env, infra) => {
     const storageDir = env.STORAGE_DIR ?? join(env.DATA_DIR, 'files');
-    const linkKey = env.LINK_SIGNING_KEY
-      ? parseEncryptionKeys(env.LINK_SIGNING_KEY)[0]!
-      : await loadOrCreateLocalKey(join(env.DATA_DIR, 'secrets', 'download-links.key'));
+    const [linkKey] = await configuredKeys(env.LINK_SIGNING_KEY, join(env.DATA_DIR, 'secrets', 'download-links.key'));
     const days = (n: number) => (n > 0 ? n * 86_400_000 : null);
     const limits = {
       maxBytes: env.MAX_UPLOAD_BYTES,
@@ -61,7 +59,7 @@ export const definition = defineService({
         storageDir,
         limits,
         validatorFor: vcfValidatorFor,
-        links: createDownloadLinks(linkKey.key),
+        links: createDownloadLinks(linkKey!.key),
         publicApiUrl: env.PUBLIC_API_URL,
       }),
       // Bun rejects larger bodies before the handler runs; the handler enforces the exact limit while streaming.

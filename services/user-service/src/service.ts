@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { serviceEnvSchema } from '@shared/config.ts';
-import { createSecretBox, loadOrCreateLocalKey, parseEncryptionKeys } from '@shared/secret-box.ts';
+import { configuredKeys, createSecretBox } from '@shared/secret-box.ts';
 import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
@@ -34,9 +34,7 @@ export const definition = defineService({
     ADMIN_PASSWORD: z.string().optional(),
   }),
   build: async (env, infra) => {
-    const keys = env.ENCRYPTION_KEYS
-      ? parseEncryptionKeys(env.ENCRYPTION_KEYS)
-      : [await loadOrCreateLocalKey(join(env.DATA_DIR, 'secrets', 'encryption.key'))];
+    const keys = await configuredKeys(env.ENCRYPTION_KEYS, join(env.DATA_DIR, 'secrets', 'encryption.key'));
     const configured = env as unknown as Record<string, string | undefined>;
     const serviceSecrets = new Map(
       CLIENT_SERVICES.flatMap((name) => (configured[secretVariable(name)] ? [[name, configured[secretVariable(name)]!] as const] : [])),
