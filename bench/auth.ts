@@ -11,9 +11,9 @@ import { createKv } from '@shared/kv-factory.ts';
 import { createLogger } from '@shared/log.ts';
 import { migrate } from '@shared/migrations.ts';
 import { createSecretBox } from '@shared/secret-box.ts';
-import postgres from 'postgres';
 import { resolve } from 'node:path';
 import { createApp } from '../services/user-service/src/app.ts';
+import { openScratch } from './scratch.ts';
 
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 const REDIS_URL = Bun.argv.includes('--redis') ? (process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379') : undefined;
@@ -39,12 +39,9 @@ async function perOp(n: number, fn: () => Promise<unknown>): Promise<number> {
   return ((performance.now() - t) * 1000) / n;
 }
 
-const name = `fip_bench_auth_${Math.random().toString(36).slice(2, 8)}`;
-const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-await admin.unsafe(`create database "${name}"`);
-const url = new URL(ADMIN_URL);
-url.pathname = `/${name}`;
-const database = await openDatabase({ url: url.toString() });
+const scratch = await openScratch({ name: 'auth', adminUrl: ADMIN_URL });
+await scratch.createDatabase();
+const database = await openDatabase({ url: scratch.databaseUrl });
 const kv = await createKv({ url: REDIS_URL });
 try {
   await migrate(database, { schema: 'users', migrationsDir: resolve(import.meta.dir, '../db/migrations') });
@@ -99,7 +96,7 @@ try {
     ['API token, user-service (database lookup)', `${(await perOp(2_000, () => domain.authenticator.authenticate(apiHeader))).toFixed(1)} µs`],
   ];
 
-  console.log(`Bun ${Bun.version}, PostgreSQL scratch database ${name}, KV ${kv.kind}; argon2id m=19 MiB t=2 p=1.\n`);
+  console.log(`Bun ${Bun.version}, PostgreSQL scratch database ${scratch.databaseName}, KV ${kv.kind}; argon2id m=19 MiB t=2 p=1.\n`);
   console.log('| login (POST /auth/login, in-process) | p50 ms | p90 ms | p99 ms |');
   console.log('|---|---|---|---|');
   console.log(`| ${LOGINS} sequential logins | ${percentile(logins, 50).toFixed(1)} | ${percentile(logins, 90).toFixed(1)} | ${percentile(logins, 99).toFixed(1)} |`);
@@ -110,6 +107,5 @@ try {
 } finally {
   await kv.close();
   await database.close();
-  await admin.unsafe(`drop database if exists "${name}" with (force)`);
-  await admin.end();
+  await scratch.cleanup();
 }

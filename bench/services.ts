@@ -13,14 +13,14 @@
  * Everything runs on loopback against a scratch database that is dropped at the end; every child
  * process is killed at the end, also on error or Ctrl-C.
  */
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { readdir, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
 import { SERVICES } from '../services/catalog.ts';
 import type { LoadResult } from './load.ts';
 import type { StartPhases } from './phases.ts';
+import { openScratch, type Proc } from './scratch.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const BUN = process.execPath;
@@ -49,68 +49,9 @@ const RUNS = Number(args.runs);
 const SECONDS = Number(args.seconds);
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: every one is registered so cleanup can kill whatever is still running.
+// Scratch space (bundles, DATA_DIR, a scratch database) and child processes, see bench/scratch.ts.
 
-interface Child {
-  pid: number;
-  exitCode: number | null;
-  exited: Promise<number>;
-  kill(signal?: NodeJS.Signals): void;
-}
-
-const children = new Set<Child>();
-
-function track<C extends Child>(child: C): C {
-  children.add(child);
-  void child.exited.then(() => children.delete(child));
-  return child;
-}
-
-/** SIGTERM (the services drain and close their pools), SIGKILL if that takes over 3 s. */
-async function stopChild(child: Child): Promise<void> {
-  if (child.exitCode !== null) return;
-  child.kill('SIGTERM');
-  const timedOut = await Promise.race([child.exited.then(() => false), Bun.sleep(3000).then(() => true)]);
-  if (timedOut) {
-    child.kill('SIGKILL');
-    await child.exited;
-  }
-}
-
-// Last resort when the bench itself dies: 'exit' handlers must be synchronous.
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-// ---------------------------------------------------------------------------------------------
-// Scratch space: a temporary directory (bundles, DATA_DIR) and a scratch database.
-
-const scratchDir = await mkdtemp(join(tmpdir(), 'fip-bench-'));
-const databaseName = `fip_bench_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
-const databaseUrl = (() => {
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${databaseName}`;
-  return url.href;
-})();
-const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-
-let cleanedUp: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleanedUp ??= (async () => {
-    await Promise.all([...children].map(stopChild));
-    // WITH (FORCE) ends sessions a killed child may have left behind.
-    await admin.unsafe(`drop database if exists "${databaseName}" with (force)`).catch((err) => console.error('drop database:', err));
-    await admin.end({ timeout: 5 });
-    await rm(scratchDir, { recursive: true, force: true });
-  })();
-  return cleanedUp;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const { dir: scratchDir, databaseName, databaseUrl, createDatabase, track, stopChild, cleanup } = await openScratch({ adminUrl: ADMIN_URL });
 
 /** The environment every service child gets: nothing inherited but PATH and HOME, so no stray URLs. */
 function serviceEnv(port: number): Record<string, string> {
@@ -170,7 +111,7 @@ async function readyAnswers200(port: number): Promise<boolean> {
 }
 
 /** Polls every POLL_MS until `probe` passes; returns when it passed. Fails fast if the child dies. */
-async function pollUntil(child: Child & { stderr: ReadableStream<Uint8Array> }, probe: () => Promise<boolean>): Promise<number> {
+async function pollUntil(child: Proc & { stderr: ReadableStream<Uint8Array> }, probe: () => Promise<boolean>): Promise<number> {
   const deadline = performance.now() + START_TIMEOUT_MS;
   for (;;) {
     if (await probe()) return performance.now();
@@ -427,7 +368,7 @@ async function throughput(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  await admin.unsafe(`create database "${databaseName}"`);
+  await createDatabase();
   const names = SERVICES.map((s) => s.name);
 
   const sizes = await buildAll(names);

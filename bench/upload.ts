@@ -12,11 +12,10 @@
  * Loopback only; the scratch database and directory are removed and every child process is stopped at
  * the end, also on error or Ctrl-C. Prints figures, asserts nothing.
  */
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
+import { openScratch } from './scratch.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const BUN = process.execPath;
@@ -44,7 +43,8 @@ if (!(TOTAL_BYTES > 0) || !(CHUNK_BYTES > 0)) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: each one is tracked so cleanup can stop whatever is still running.
+// Scratch space and child processes (stopped by cleanup, see bench/scratch.ts). `children` keeps
+// every service started, exited or not, for the stderr tails printed on failure.
 
 interface Child {
   name: string;
@@ -55,53 +55,9 @@ interface Child {
 
 const children = new Set<Child>();
 
-async function stopChild(child: Child): Promise<void> {
-  const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  const timedOut = await Promise.race([proc.exited.then(() => false), Bun.sleep(3000).then(() => true)]);
-  if (timedOut) {
-    proc.kill('SIGKILL');
-    await proc.exited;
-  }
-}
-
-// Last resort when the bench itself dies: 'exit' handlers must be synchronous.
-process.on('exit', () => {
-  for (const child of children) child.proc.kill('SIGKILL');
-});
-
-// ---------------------------------------------------------------------------------------------
-// Scratch space.
-
-const scratchDir = await mkdtemp(join(tmpdir(), 'fip-bench-upload-'));
+const { dir: scratchDir, databaseName, databaseUrl, createDatabase, track, cleanup } = await openScratch({ name: 'upload', adminUrl: ADMIN_URL });
 const dataDir = join(scratchDir, 'data');
 const storageDir = join(scratchDir, 'files');
-const databaseName = `fip_bench_upload_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
-const databaseUrl = (() => {
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${databaseName}`;
-  return url.href;
-})();
-const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-
-let cleanedUp: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleanedUp ??= (async () => {
-    await Promise.all([...children].map(stopChild));
-    // WITH (FORCE) ends sessions a killed child may have left behind.
-    await admin.unsafe(`drop database if exists "${databaseName}" with (force)`).catch((err) => console.error('drop database:', err));
-    await admin.end({ timeout: 5 });
-    await rm(scratchDir, { recursive: true, force: true });
-  })();
-  return cleanedUp;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
 
 const randomText = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('base64url');
 const randomKey = (id: string) => `${id}:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64')}`;
@@ -114,7 +70,7 @@ function freePort(): number {
 }
 
 function spawnService(name: string, env: Record<string, string>): Child {
-  const proc = Bun.spawn([BUN, '--no-install', join(ROOT, 'services', name, 'src', 'index.ts')], {
+  const proc = track(Bun.spawn([BUN, '--no-install', join(ROOT, 'services', name, 'src', 'index.ts')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -129,7 +85,7 @@ function spawnService(name: string, env: Record<string, string>): Child {
     stdin: 'ignore',
     stdout: 'ignore',
     stderr: 'pipe',
-  });
+  }));
   let tail = '';
   void (async () => {
     const decoder = new TextDecoder();
@@ -244,7 +200,7 @@ async function json<T>(res: Response, expect: number, what: string): Promise<T> 
 }
 
 async function main(): Promise<void> {
-  await admin.unsafe(`create database "${databaseName}"`);
+  await createDatabase();
 
   const ports = { user: freePort(), files: freePort(), gateway: freePort(), closed: freePort() };
   const secrets = { fileManager: randomText(24), gateway: randomText(24) };
