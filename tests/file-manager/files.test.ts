@@ -417,6 +417,10 @@ describe('POST /internal/results', () => {
     expect(listed.items.map((f: { id: string }) => f.id)).toEqual([file.id]);
     const back = await app.request(`/files/${file.id}/content`, { headers: { authorization: `Bearer ${userToken}` } });
     expect(sha256(new Uint8Array(await back.arrayBuffer()))).toBe(sha256(bytes));
+    // Deleting one input frees quota even though a large result exists: results do not count.
+    const inputs = await json(await app.request('/files?kind=input', { headers: { authorization: `Bearer ${userToken}` } }));
+    await app.request(`/files/${inputs.items[0].id}`, { method: 'DELETE', headers: { authorization: `Bearer ${userToken}` } });
+    expect((await upload(random(QUOTA_BYTES - MAX_BYTES), 'c.bin', userToken)).status).toBe(201);
   });
 
   it('keeps nothing when the checksum or size does not match', async () => {

@@ -7,7 +7,7 @@
 import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { storedFiles } from '@db/schema/files.ts';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { FileStorage } from './storage.ts';
 
 export interface StreamValidator {
@@ -50,11 +50,12 @@ export function cleanFileName(name: string): string {
   return cleaned === '' || cleaned === '.' || cleaned === '..' ? 'upload' : cleaned;
 }
 
+/** Bytes of a user's inputs: what the quota limits (results never count against it). */
 export async function bytesUsed(db: Db, userId: string): Promise<number> {
   const [row] = await db
     .select({ used: sql<string>`coalesce(sum(${storedFiles.sizeBytes}), 0)` })
     .from(storedFiles)
-    .where(eq(storedFiles.userId, userId));
+    .where(and(eq(storedFiles.userId, userId), eq(storedFiles.kind, 'input')));
   return Number(row?.used ?? 0);
 }
 
