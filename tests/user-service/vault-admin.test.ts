@@ -201,8 +201,17 @@ describe('admin endpoints', () => {
     expect((await call('GET', '/users/me', apiToken)).status).toBe(401);
     expect((await call('POST', '/auth/login', undefined, { login: `leaver-${run}`, password: user.password })).status).toBe(401);
 
+    const live = await testDb.database.db.execute(
+      sql`select (select count(*)::int from users.api_tokens where user_id = ${user.id} and revoked_at is null) as api,
+                 (select count(*)::int from users.refresh_tokens where user_id = ${user.id} and revoked_at is null) as refresh`,
+    );
+    const [counts] = (Array.isArray(live) ? live : (live as { rows: unknown[] }).rows) as { api: number; refresh: number }[];
+    expect(counts).toEqual({ api: 0, refresh: 0 });
+
     expect((await call('PATCH', `/admin/users/${user.id}`, admin.token, { isActive: true })).status).toBe(200);
     expect((await call('POST', '/auth/login', undefined, { login: `leaver-${run}`, password: user.password })).status).toBe(200);
+    // Revoked, not merely suspended: the old API token stays dead after reactivation.
+    expect((await call('GET', '/users/me', apiToken)).status).toBe(401);
   });
 
   it('changes roles, refuses to remove the last admin, and records both in the audit log', async () => {

@@ -60,7 +60,11 @@ export interface Accounts {
   recordLogin(id: string): Promise<void>;
   get(id: string): Promise<AccountRow | null>;
   updateProfile(id: string, changes: Partial<Pick<Registration, 'firstName' | 'lastName' | 'institution' | 'email'>>): Promise<AccountRow>;
-  changePassword(id: string, current: string, next: string): Promise<void>;
+  /**
+   * Sets a new password after checking the current one; `alongside` runs in the same transaction
+   * (revoking the other sessions), so a crash cannot leave the new password with old sessions alive.
+   */
+  changePassword(id: string, current: string, next: string, alongside?: (tx: Db) => Promise<void>): Promise<void>;
   /** Creates the configured admin when no active admin exists; returns it when created. */
   ensureAdmin(admin: Registration): Promise<AccountRow | null>;
 }
@@ -154,7 +158,7 @@ export function createAccounts(deps: { db: Db; now?: () => number }): Accounts {
       }
     },
 
-    async changePassword(id, current, next) {
+    async changePassword(id, current, next, alongside) {
       const row = await accounts_.get(id);
       if (!row) throw new HttpProblem(404, 'user_not_found', 'No such user.');
       if (!(await Bun.password.verify(current, row.passwordHash))) {
@@ -162,7 +166,10 @@ export function createAccounts(deps: { db: Db; now?: () => number }): Accounts {
       }
       enforcePolicy(next, row.username, row.email);
       const passwordHash = await Bun.password.hash(next, HASH_OPTIONS);
-      await deps.db.update(accounts).set({ passwordHash, updatedAt: new Date(now()) }).where(eq(accounts.id, id));
+      await deps.db.transaction(async (tx) => {
+        await tx.update(accounts).set({ passwordHash, updatedAt: new Date(now()) }).where(eq(accounts.id, id));
+        await alongside?.(tx as unknown as Db);
+      });
     },
 
     async ensureAdmin(admin) {

@@ -75,7 +75,14 @@ export function createUserDomain(deps: { database: Database; kv: Kv; box: Secret
     throttle: createLoginThrottle(deps.kv, config.login, now),
     audit: createAuditWriter(db),
     vault: createVault({ db, box: deps.box, now }),
-    admin: createUserAdmin({ db, now }),
+    admin: createUserAdmin({
+      db,
+      now,
+      revokeCredentials: async (userId, tx) => {
+        await refresh.revokeAllForUser(userId, undefined, tx);
+        await apiTokens.revokeAllForUser(userId, tx);
+      },
+    }),
     // user-service is where revocation happens: no caches, so it takes effect here at once.
     authenticator: createAuthenticator({
       keys: keys.keySet,

@@ -7,7 +7,7 @@ import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { randomToken, sha256Hex } from '@shared/token-hash.ts';
 import { refreshTokens } from '@db/schema/users.ts';
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNull, ne } from 'drizzle-orm';
 
 export interface RefreshTokenStore {
   /** Starts a new family (a login) and returns its first token. */
@@ -86,7 +86,7 @@ export function createRefreshTokenStore(deps: { db: Db; ttlMs: number; now?: () 
           and(
             eq(refreshTokens.userId, userId),
             isNull(refreshTokens.revokedAt),
-            exceptFamilyId ? sql`${refreshTokens.familyId} <> ${exceptFamilyId}` : undefined,
+            exceptFamilyId ? ne(refreshTokens.familyId, exceptFamilyId) : undefined,
           ),
         );
     },

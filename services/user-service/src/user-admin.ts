@@ -7,12 +7,16 @@ import type { AccountRow } from './accounts.ts';
 
 export interface UserAdmin {
   list(options: { limit: number; after?: string; q?: string }): Promise<{ rows: AccountRow[]; more: boolean }>;
-  /** Applies role and active-state changes; refuses to leave the platform without an active admin. */
+  /** Applies role and active-state changes (deactivation revokes refresh and API tokens in the same transaction); refuses to leave the platform without an active admin. */
   update(id: string, changes: { roles?: string[]; isActive?: boolean }): Promise<{ before: AccountRow; after: AccountRow }>;
   audit(options: { limit: number; before?: string; action?: string; actorId?: string }): Promise<{ rows: (typeof auditLog.$inferSelect)[]; more: boolean }>;
 }
 
-export function createUserAdmin(deps: { db: Db; now?: () => number }): UserAdmin {
+/**
+ * `revokeCredentials` runs inside the deactivating transaction, so a deactivated account never keeps
+ * live refresh or API tokens (access tokens are revoked through the KV by the caller).
+ */
+export function createUserAdmin(deps: { db: Db; revokeCredentials: (userId: string, tx: Db) => Promise<void>; now?: () => number }): UserAdmin {
   const now = deps.now ?? Date.now;
   return {
     async list({ limit, after, q }) {
@@ -51,6 +55,7 @@ export function createUserAdmin(deps: { db: Db; now?: () => number }): UserAdmin
           .set({ roles, isActive, updatedAt: new Date(now()) })
           .where(eq(accounts.id, id))
           .returning();
+        if (before.isActive && !isActive) await deps.revokeCredentials(id, tx as unknown as Db);
         return { before, after: after! };
       });
     },

@@ -70,8 +70,6 @@ export function adminRoutes(domain: UserDomain) {
     const { before, after } = await domain.admin.update(id, c.req.valid('json'));
     const context = domain.auditContext(c, c.get('identity').subject);
     if (before.isActive && !after.isActive) {
-      await domain.refresh.revokeAllForUser(id);
-      await domain.apiTokens.revokeAllForUser(id);
       await domain.revokeAccessTokens(id);
       await domain.audit(context, { action: 'user.deactivated', subjectType: 'user', subjectId: id });
     } else if (!before.isActive && after.isActive) {

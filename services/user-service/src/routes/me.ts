@@ -93,8 +93,7 @@ export function meRoutes(domain: UserDomain) {
   app.openapi(changePassword, async (c) => {
     const id = signedInUser(c);
     const { currentPassword, newPassword } = c.req.valid('json');
-    await domain.accounts.changePassword(id, currentPassword, newPassword);
-    await domain.refresh.revokeAllForUser(id);
+    await domain.accounts.changePassword(id, currentPassword, newPassword, (tx) => domain.refresh.revokeAllForUser(id, undefined, tx));
     await domain.revokeAccessTokens(id);
     await domain.audit(domain.auditContext(c, id), { action: 'user.password_changed', subjectType: 'user', subjectId: id });
     const row = await domain.accounts.get(id);
