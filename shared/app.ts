@@ -11,6 +11,7 @@ import { HttpProblem, PROBLEM_CONTENT_TYPE, type ProblemFieldError } from './err
 import { runReadiness, type ReadinessCheck } from './health.ts';
 import { authMiddleware, type AuthMiddlewareOptions, type Identity } from './auth.ts';
 import type { BaseEnv } from './config.ts';
+import { sqlState } from './db.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { LivenessSchema, ReadinessSchema } from './schemas/health.ts';
@@ -127,7 +128,12 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
       const code = err.status === 400 ? 'malformed_request' : err.status === 413 ? 'body_too_large' : 'http_error';
       return problemJson(c, new HttpProblem(err.status, code, err.message || undefined));
     }
-    c.get('logger')?.error('unhandled error', { err, path: c.req.path, method: c.req.method });
+    const state = sqlState(err);
+    // Text PostgreSQL cannot store (a NUL character) is the client's mistake, whichever route it came through.
+    if (state === '22021' || state === '22P05') {
+      return problemJson(c, new HttpProblem(400, 'invalid_text', 'Text fields must not contain NUL or other characters the database cannot store.'));
+    }
+    c.get('logger')?.error('unhandled error', { err: loggableError(err), sqlState: state, path: c.req.path, method: c.req.method });
     return problemJson(c, new HttpProblem(500, 'internal_error', 'An unexpected error occurred. Quote the request id when reporting it.'));
   });
 
@@ -223,6 +229,16 @@ export function problemJson(c: Context<AppEnv>, problem: HttpProblem): Response 
     ...problem.headers,
     'content-type': PROBLEM_CONTENT_TYPE,
   });
+}
+
+/**
+ * drizzle's query errors carry the query parameters in their message (user input, token hashes,
+ * sealed secrets): log the database's own error instead.
+ */
+function loggableError(err: unknown): unknown {
+  if (!(err instanceof Error) || !err.message.includes('\nparams:')) return err;
+  const cause = err.cause instanceof Error ? err.cause : undefined;
+  return { name: cause?.name ?? err.name, message: cause?.message ?? err.message.split('\nparams:')[0], query: err.message.split('\nparams:')[0] };
 }
 
 function setHeader(c: Context, name: string, value: string) {

@@ -76,10 +76,16 @@ async function openPglite(dataDir: string): Promise<Database> {
 }
 
 
-/** True when `err` (possibly wrapped by drizzle) is a unique-constraint violation (SQLSTATE 23505). */
-export function isUniqueViolation(err: unknown): boolean {
+/** The SQLSTATE of a database error, looking through drizzle's wrapper; undefined for other errors. */
+export function sqlState(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === '23505') return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
   }
-  return false;
+  return undefined;
+}
+
+/** True when `err` is a unique-constraint violation (SQLSTATE 23505). */
+export function isUniqueViolation(err: unknown): boolean {
+  return sqlState(err) === '23505';
 }

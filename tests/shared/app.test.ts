@@ -36,6 +36,17 @@ function makeApp(readiness: Parameters<typeof createServiceApp>[0]['readiness'] 
   app.get('/boom', () => {
     throw new Error('secret connection string postgres://admin:hunter2@db');
   });
+  app.get('/db-error', () => {
+    // The shape drizzle throws: the query and its parameters in the message, the driver error as cause.
+    throw Object.assign(new Error('Failed query: update t set secret = $1\nparams: hunter2-token'), {
+      cause: Object.assign(new Error('relation "t" does not exist'), { code: '42P01' }),
+    });
+  });
+  app.get('/nul-text', () => {
+    throw Object.assign(new Error('Failed query: insert into t values ($1)\nparams: x\u0000y'), {
+      cause: Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' }),
+    });
+  });
   app.get('/conflict', () => {
     throw new HttpProblem(409, 'already_exists', 'A thing with that name exists.');
   });
@@ -108,6 +119,22 @@ describe('createServiceApp problem responses', () => {
     const res = await app.request(`/things/${ID}`, { method: 'POST', body: 'name=a', headers: { 'content-type': 'text/plain' } });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
+  });
+
+  it('logs a database error without the query parameters drizzle puts in its message', async () => {
+    const { app, lines } = makeApp();
+    const res = await app.request('/db-error');
+    expect(res.status).toBe(500);
+    const logged = lines.find((l) => l.msg === 'unhandled error')!;
+    expect(JSON.stringify(logged)).not.toContain('hunter2-token');
+    expect(logged).toMatchObject({ sqlState: '42P01', err: { message: 'relation "t" does not exist' } });
+  });
+
+  it('answers text the database cannot store (NUL) with 400 invalid_text, not 500', async () => {
+    const { app } = makeApp();
+    const res = await app.request('/nul-text');
+    expect(res.status).toBe(400);
+    expect((await json(res)).code).toBe('invalid_text');
   });
 
   it('renders a thrown HttpProblem with its status and code', async () => {

@@ -256,6 +256,16 @@ describe('POST /admin/signing-keys/rotate', () => {
   });
 });
 
+describe('PATCH /users/me with a NUL character', () => {
+  it('answers 400 invalid_text and leaves the profile unchanged', async () => {
+    const nul = await registerAndLogin('nul');
+    const res = await call('PATCH', '/users/me', nul.token, { institution: 'Wellcome\u0000Sanger' });
+    expect(res.status).toBe(400);
+    expect((await json(res)).code).toBe('invalid_text');
+    expect((await json(await call('GET', '/users/me', nul.token))).institution).toBeNull();
+  });
+});
+
 describe('secrets in logs', () => {
   it('no log line carries a stored credential', () => {
     const all = logLines.join('\n');
