@@ -69,6 +69,22 @@ export const baseEnvSchema = z.object({
 
 export type BaseEnv = z.infer<typeof baseEnvSchema>;
 
+/** For services that call external imputation servers: off by default, so nothing leaves the machine unless configured (DESIGN §7). */
+export const externalCallsEnv = {
+  EXTERNAL_CALLS: z.stringbool().default(false),
+};
+
+/** Base URLs of the platform's services, for the services that call or list the others. */
+const platformUrl = (port: number) => z.url({ protocol: /^https?$/ }).default(`http://127.0.0.1:${port}`);
+export const platformUrlsEnv = {
+  API_GATEWAY_URL: platformUrl(8000),
+  SERVICE_REGISTRY_URL: platformUrl(8002),
+  JOB_PROCESSOR_URL: platformUrl(8003),
+  FILE_MANAGER_URL: platformUrl(8004),
+  NOTIFICATION_URL: platformUrl(8005),
+  MONITORING_URL: platformUrl(8006),
+};
+
 /** A service's env schema: the base variables plus `PORT`, defaulting to its well-known port. */
 export function serviceEnvSchema(defaultPort: number) {
   return baseEnvSchema.extend({ PORT: z.coerce.number().int().min(0).max(65_535).default(defaultPort) });

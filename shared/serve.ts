@@ -41,6 +41,7 @@ export async function startService(definition: ServiceDefinition, options: Start
   } else {
     built = await definition.build(options.env as never, { kv: options.kv, logger });
   }
+  await built.start?.();
   const server: Server<undefined> = Bun.serve({
     hostname: options.env.HOST,
     port: options.env.PORT,

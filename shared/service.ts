@@ -24,6 +24,11 @@ export interface BuiltService {
   app: ServiceApp;
   /** Largest request body Bun.serve accepts for this service, in bytes. */
   maxRequestBodySize?: number;
+  /**
+   * Startup work that needs the migrated database (initial data) and starts background loops; the
+   * runner awaits it before serving. Kept out of `build` so tests can build an app without I/O.
+   */
+  start?: () => Promise<void>;
   /** Stops background loops; in-flight HTTP requests are drained by the runner. */
   stop?: () => Promise<void>;
 }

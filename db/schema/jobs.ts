@@ -1,6 +1,7 @@
 /** job-processor tables: jobs (parents and children) and the transactional outbox of events. */
 import { sql } from 'drizzle-orm';
 import { index, integer, jsonb, pgSchema, text, timestamp, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core';
+import { outboxTable } from './outbox.ts';
 
 export const jobsSchema = pgSchema('jobs');
 
@@ -29,16 +30,4 @@ export const jobs = jobsSchema.table(
   (t) => [index('jobs_user_created').on(t.userId, t.createdAt), index('jobs_state_next_poll').on(t.state, t.nextPollAt)],
 );
 
-export const outbox = jobsSchema.table(
-  'outbox',
-  {
-    id: uuid('id').primaryKey(),
-    type: text('type').notNull(),
-    payload: jsonb('payload').notNull(),
-    attempts: integer('attempts').notNull().default(0),
-    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
-    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  },
-  (t) => [index('outbox_pending').on(t.deliveredAt, t.nextAttemptAt)],
-);
+export const outbox = outboxTable(jobsSchema);

@@ -1,13 +1,11 @@
 /** How the runners start api-gateway: port 8000, no database of its own. */
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { serviceEnvSchema } from '@shared/config.ts';
+import { platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 import { createHealthFanout } from './health-fanout.ts';
 import { createProxy } from './proxy.ts';
-
-const upstreamUrl = (port: number) => z.url({ protocol: /^https?$/ }).default(`http://127.0.0.1:${port}`);
 
 export const definition = defineService({
   name: 'api-gateway',
@@ -15,11 +13,7 @@ export const definition = defineService({
   port: 8000,
   schema: null,
   envSchema: serviceEnvSchema(8000).extend({
-    SERVICE_REGISTRY_URL: upstreamUrl(8002),
-    JOB_PROCESSOR_URL: upstreamUrl(8003),
-    FILE_MANAGER_URL: upstreamUrl(8004),
-    NOTIFICATION_URL: upstreamUrl(8005),
-    MONITORING_URL: upstreamUrl(8006),
+    ...platformUrlsEnv,
     UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
     UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(1000).default(6 * 60 * 60_000),
     HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).default(1000),

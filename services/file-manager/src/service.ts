@@ -48,8 +48,8 @@ export const definition = defineService({
       logger: infra.logger,
       intervalMs: env.RETENTION_INTERVAL_MINUTES * 60_000,
     });
-    retention.start();
     return {
+      start: async () => retention.start(),
       stop: () => retention.stop(),
       app: createApp({
         ...kitDepsFromEnv(env, infra.logger),

@@ -1,0 +1,211 @@
+/**
+ * The outbox relay (DESIGN §5 "Events"): delivers each row of a producer's `outbox` table at least
+ * once to the consumers' `POST /internal/events`, retrying failures with capped exponential backoff.
+ *
+ * Replicas share the table safely without holding a transaction during HTTP: a short transaction
+ * claims a batch (`FOR UPDATE SKIP LOCKED`) and pushes each row's `next_attempt_at` forward by a lease,
+ * then the rows are delivered outside it. A relay that dies mid-batch loses nothing: its rows become
+ * claimable again when the lease runs out (at the cost of a redelivery, which consumers deduplicate).
+ * Delivered rows are pruned after a week so the table stays small.
+ */
+import { and, asc, eq, inArray, isNotNull, isNull, lt, lte, sql } from 'drizzle-orm';
+import type { OutboxTable } from '@db/schema/outbox.ts';
+import type { Db } from './db.ts';
+import type { Logger } from './log.ts';
+import type { EventEnvelope } from './schemas/events.ts';
+
+export interface OutboxRound {
+  delivered: number;
+  failed: number;
+}
+
+export interface OutboxRelay {
+  /** Claims one batch, delivers it and prunes old delivered rows. */
+  runOnce(): Promise<OutboxRound>;
+  /** Runs rounds every `intervalMs` (at once again while full batches get through) until `stop()`. */
+  start(): void;
+  /** Stops scheduling rounds and waits for the in-flight ones to finish. */
+  stop(): Promise<void>;
+  /** Runs a round as soon as possible, e.g. right after a producer committed an event. */
+  wake(): void;
+}
+
+export interface OutboxRelayDeps {
+  db: Db;
+  table: OutboxTable;
+  /** Delivers one event; throws when the consumer did not accept it. */
+  deliver: (event: EventEnvelope) => Promise<void>;
+  logger: Logger;
+  intervalMs?: number;
+  batchSize?: number;
+  /** How long a claimed row stays invisible to other relays while this one delivers it. */
+  leaseMs?: number;
+  /** First retry delay; doubles per failed attempt up to `maxBackoffMs`. */
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Delivered rows older than this are deleted. */
+  retainDeliveredMs?: number;
+  now?: () => number;
+}
+
+const DAY_MS = 86_400_000;
+/** Rows deleted per round at most, so pruning a large backlog never turns into one long statement. */
+const PRUNE_LIMIT = 1_000;
+
+/**
+ * Builds a relay over one producer's outbox table. Several relays (replicas) may run against the same
+ * table; `deliver` is typically `httpEventSink(...)` from `shared/event-sink.ts`.
+ */
+export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
+  const { db, table, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const intervalMs = deps.intervalMs ?? 1_000;
+  const batchSize = deps.batchSize ?? 50;
+  const leaseMs = deps.leaseMs ?? 30_000;
+  const baseBackoffMs = deps.baseBackoffMs ?? 1_000;
+  const maxBackoffMs = deps.maxBackoffMs ?? 10 * 60_000;
+  const retainDeliveredMs = deps.retainDeliveredMs ?? 7 * DAY_MS;
+
+  let started = false;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let looping: Promise<void> | undefined;
+  let wakeRequested = false;
+  const inFlight = new Set<Promise<unknown>>();
+
+  /** Equal jitter: half the capped delay fixed, half random, so replicas' retries spread out. */
+  function backoffMs(attempts: number): number {
+    const capped = Math.min(maxBackoffMs, baseBackoffMs * 2 ** Math.max(0, attempts - 1));
+    return Math.round(capped / 2 + Math.random() * (capped / 2));
+  }
+
+  async function claim(at: number) {
+    return db.transaction(async (tx) => {
+      const rows = await tx
+        .select({ id: table.id, type: table.type, payload: table.payload, attempts: table.attempts })
+        .from(table)
+        .where(and(isNull(table.deliveredAt), lte(table.nextAttemptAt, new Date(at))))
+        // UUIDv7 ids break ties between rows written in one transaction (same created_at).
+        .orderBy(asc(table.createdAt), asc(table.id))
+        .limit(batchSize)
+        .for('update', { skipLocked: true });
+      if (rows.length > 0) {
+        await tx
+          .update(table)
+          .set({ nextAttemptAt: new Date(at + leaseMs) })
+          .where(
+            inArray(
+              table.id,
+              rows.map((r) => r.id),
+            ),
+          );
+      }
+      return rows;
+    });
+  }
+
+  async function prune(at: number): Promise<number> {
+    const old = db
+      .select({ id: table.id })
+      .from(table)
+      .where(and(isNotNull(table.deliveredAt), lt(table.deliveredAt, new Date(at - retainDeliveredMs))))
+      .limit(PRUNE_LIMIT);
+    const deleted = await db.delete(table).where(inArray(table.id, old)).returning({ id: table.id });
+    return deleted.length;
+  }
+
+  async function round(): Promise<OutboxRound & { claimed: number }> {
+    const claimedAt = now();
+    const rows = await claim(claimedAt);
+    const result = { delivered: 0, failed: 0, claimed: rows.length };
+    for (const row of rows) {
+      // Past the lease another relay may already hold the row; leave it to whoever claims it next.
+      if (now() >= claimedAt + leaseMs) {
+        logger.warn('outbox lease ran out before delivery', { eventId: row.id, remaining: rows.length - result.delivered - result.failed });
+        break;
+      }
+      try {
+        await deps.deliver(row.payload as EventEnvelope);
+      } catch (err) {
+        const attempts = row.attempts + 1;
+        const retryInMs = backoffMs(attempts);
+        await db
+          .update(table)
+          .set({ attempts: sql`${table.attempts} + 1`, nextAttemptAt: new Date(now() + retryInMs) })
+          // A relay that took over after the lease may have delivered it meanwhile.
+          .where(and(eq(table.id, row.id), isNull(table.deliveredAt)));
+        // The payload stays out of the log: events can carry user data.
+        logger.warn('outbox delivery failed', { eventId: row.id, type: row.type, attempts, retryInMs, error: errorText(err) });
+        result.failed += 1;
+        continue;
+      }
+      await db.update(table).set({ deliveredAt: new Date(now()) }).where(eq(table.id, row.id));
+      result.delivered += 1;
+    }
+    const pruned = await prune(now());
+    if (pruned > 0) logger.info('outbox pruned delivered events', { pruned });
+    return result;
+  }
+
+  function track<T>(promise: Promise<T>): Promise<T> {
+    inFlight.add(promise);
+    const forget = () => inFlight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  async function runOnce(): Promise<OutboxRound> {
+    const { delivered, failed } = await track(round());
+    return { delivered, failed };
+  }
+
+  function schedule(delayMs: number) {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      wakeRequested = false;
+      let again = false;
+      looping = track(round())
+        .then((r) => {
+          // A full batch suggests a backlog; but when nothing got through, the consumer is likely down,
+          // so the next round waits for the interval rather than failing the backlog row by row.
+          again = r.claimed === batchSize && r.delivered > 0;
+        })
+        .catch((err) => logger.error('outbox round failed', { error: errorText(err) }))
+        .finally(() => {
+          looping = undefined;
+          schedule(again || wakeRequested ? 0 : intervalMs);
+        });
+    }, delayMs);
+    // The HTTP server keeps the process alive; a pending round alone must not.
+    timer.unref?.();
+  }
+
+  return {
+    runOnce,
+    start() {
+      if (started && !stopped) return;
+      started = true;
+      stopped = false;
+      // Rows left from before a restart go out at once rather than after the first interval.
+      schedule(0);
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+      await Promise.allSettled([...inFlight]);
+    },
+    wake() {
+      if (!started || stopped) return;
+      if (looping) wakeRequested = true;
+      else schedule(0);
+    },
+  };
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message.split('\nparams:')[0]}`;
+  return String(err);
+}
