@@ -4,6 +4,7 @@ import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
 import type { Kv } from '@shared/kv.ts';
+import { internalEventRoutes } from './routes/internal-events.ts';
 
 export interface NotificationDeps extends KitDeps {
   authenticator: Authenticator;
@@ -13,7 +14,7 @@ export interface NotificationDeps extends KitDeps {
 
 /** Builds the notification app from its dependencies; no I/O until a request arrives. */
 export function createApp(deps: NotificationDeps): ServiceApp {
-  return createServiceApp({
+  const app = createServiceApp({
     ...deps,
     name: 'notification',
     version: '0.1.0',
@@ -21,4 +22,6 @@ export function createApp(deps: NotificationDeps): ServiceApp {
     auth: { authenticator: deps.authenticator },
     readiness: [pingCheck('database', deps.database), pingCheck('kv', deps.kv)],
   });
+  app.route('/', internalEventRoutes({ db: deps.database.db }));
+  return app;
 }

@@ -1,0 +1,60 @@
+/**
+ * Event intake (DESIGN §5 "Events"): producers' outbox relays post envelopes here at least once; each
+ * event is stored once, keyed by its id, so a redelivery is acknowledged without a second row.
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppEnv } from '@shared/app.ts';
+import { requireRole } from '@shared/auth.ts';
+import type { Db } from '@shared/db.ts';
+import { HttpProblem } from '@shared/errors.ts';
+import { jsonBody, jsonContent } from '@shared/openapi.ts';
+import { EventEnvelopeSchema } from '@shared/schemas/events.ts';
+import { problemResponses } from '@shared/schemas/problem.ts';
+import { events } from '@db/schema/notify.ts';
+import { bodyLimit } from 'hono/body-limit';
+
+/** Envelopes carry ids and small summaries, never genomic data; anything near this is a bug upstream. */
+const MAX_EVENT_BYTES = 256 * 1024;
+
+const EventAcceptedSchema = z
+  .object({
+    id: z.uuid(),
+    duplicate: z.boolean().openapi({ description: 'True when this event id had been received before' }),
+  })
+  .openapi('EventAccepted');
+
+const receive = createRoute({
+  method: 'post',
+  path: '/internal/events',
+  tags: ['Internal'],
+  security: [{ bearerAuth: [] }],
+  middleware: [requireRole('service'), bodyLimit({ maxSize: MAX_EVENT_BYTES })] as const,
+  summary: 'Receive an event from a producer’s outbox relay (idempotent by event id)',
+  description: 'Only service tokens are accepted, and `source` must name the calling service.',
+  request: jsonBody(EventEnvelopeSchema),
+  responses: {
+    202: { description: 'Stored, or already stored (`duplicate`).', ...jsonContent(EventAcceptedSchema) },
+    ...problemResponses(400, 401, 403, 413, 422),
+  },
+});
+
+export function internalEventRoutes(deps: { db: Db }) {
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.openapi(receive, async (c) => {
+    const envelope = c.req.valid('json');
+    const caller = c.get('identity').subject;
+    // A service may only speak for itself: otherwise one compromised service could forge another's events.
+    if (envelope.source !== caller) {
+      throw new HttpProblem(403, 'source_mismatch', `The event's source "${envelope.source}" is not the calling service (${caller}).`);
+    }
+    const inserted = await deps.db
+      .insert(events)
+      .values({ id: envelope.id, type: envelope.type, source: envelope.source, payload: envelope })
+      .onConflictDoNothing({ target: events.id })
+      .returning({ id: events.id });
+    return c.json({ id: envelope.id, duplicate: inserted.length === 0 }, 202);
+  });
+
+  return app;
+}
