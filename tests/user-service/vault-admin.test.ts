@@ -19,6 +19,7 @@ import { TEST_ENCRYPTION_KEY } from '../support/test-encryption-key.ts';
 const logLines: string[] = [];
 const SERVICE_SECRET = 'job-processor-secret-0123456789';
 const OTHER_SECRET = 'notification-secret-0123456789';
+const REGISTRY_SECRET = 'service-registry-secret-0123456789';
 let testDb: TestDatabase;
 let kv: Kv;
 let app: ServiceApp;
@@ -75,6 +76,7 @@ beforeAll(async () => {
       serviceSecrets: new Map([
         ['job-processor', SERVICE_SECRET],
         ['notification', OTHER_SECRET],
+        ['service-registry', REGISTRY_SECRET],
       ]),
       trustForwardedFor: true,
       registrationsPerHourPerIp: 1000,
@@ -154,6 +156,60 @@ describe('credential vault', () => {
     const actions = (Array.isArray(audit) ? audit : (audit as { rows: unknown[] }).rows) as { action: string }[];
     expect(actions.map((a) => a.action)).toEqual(['credential.stored', 'credential.released']);
     expect((await json(await call('GET', '/users/me/credentials/elwazi', eve.token))).lastUsedAt).not.toBeNull();
+  });
+});
+
+describe('GET /internal/users/{userId}/credentials/{serviceId} for service-registry', () => {
+  const auditFor = async (serviceId: string) => {
+    const result = await testDb.database.db.execute(sql`select action, details from users.audit_log where subject_id = ${serviceId} order by at`);
+    return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { action: string; details: Record<string, unknown> }[];
+  };
+
+  it("releases an administrator's own credential (an operator credential) and audits the release", async () => {
+    const operator = await registerAndLogin('operator', ['admin']);
+    const slug = `op-mis-${run}`;
+    await call('PUT', `/users/me/credentials/${slug}`, operator.token, { type: 'cloudgene-token', token: 'operator-cloudgene-token-1' });
+
+    const res = await call('GET', `/internal/users/${operator.id}/credentials/${slug}`, await serviceToken('service-registry', REGISTRY_SECRET));
+    expect(res.status).toBe(200);
+    expect((await json(res)).secret).toEqual({ token: 'operator-cloudgene-token-1' });
+    const audit = await auditFor(slug);
+    expect(audit.map((a) => a.action)).toEqual(['credential.stored', 'credential.released']);
+    expect(audit[1]!.details).toMatchObject({ userId: operator.id, to: 'service-registry' });
+  });
+
+  it("refuses a researcher's credential with 403 release_forbidden, audits the refusal and leaves it unused", async () => {
+    const researcher = await registerAndLogin('notop');
+    const slug = `op-topmed-${run}`;
+    await call('PUT', `/users/me/credentials/${slug}`, researcher.token, { type: 'cloudgene-token', token: 'researcher-cloudgene-token-1' });
+
+    const res = await call('GET', `/internal/users/${researcher.id}/credentials/${slug}`, await serviceToken('service-registry', REGISTRY_SECRET));
+    expect(res.status).toBe(403);
+    const body = await json(res);
+    expect(body.code).toBe('release_forbidden');
+    expect(JSON.stringify(body)).not.toContain('researcher-cloudgene-token-1');
+    expect((await auditFor(slug)).map((a) => a.action)).toEqual(['credential.stored', 'credential.release_refused']);
+    expect((await json(await call('GET', `/users/me/credentials/${slug}`, researcher.token))).lastUsedAt).toBeNull();
+
+    // job-processor still receives any user's credential.
+    expect((await call('GET', `/internal/users/${researcher.id}/credentials/${slug}`, await serviceToken('job-processor', SERVICE_SECRET))).status).toBe(200);
+  });
+
+  it('refuses the credential of a deactivated administrator with 403', async () => {
+    await registerAndLogin('keeperop', ['admin']); // so deactivating `former` never removes the last admin
+    const former = await registerAndLogin('formerop', ['admin']);
+    const slug = `op-h3a-${run}`;
+    await call('PUT', `/users/me/credentials/${slug}`, former.token, { type: 'wes-bearer', token: 'former-admin-wes-token' });
+    await domain.admin.update(former.id, { isActive: false });
+
+    const res = await call('GET', `/internal/users/${former.id}/credentials/${slug}`, await serviceToken('service-registry', REGISTRY_SECRET));
+    expect(res.status).toBe(403);
+    expect((await json(res)).code).toBe('release_forbidden');
+  });
+
+  it("answers 403 for an unknown user's id rather than revealing whether it exists", async () => {
+    const res = await call('GET', `/internal/users/${Bun.randomUUIDv7()}/credentials/op-none-${run}`, await serviceToken('service-registry', REGISTRY_SECRET));
+    expect(res.status).toBe(403);
   });
 });
 
@@ -269,6 +325,7 @@ describe('PATCH /users/me with a NUL character', () => {
 describe('secrets in logs', () => {
   it('no log line carries a stored credential', () => {
     const all = logLines.join('\n');
-    for (const secret of ['eve-wes-bearer-secret', 'owner-wes-token-xyz', 'server-pass-123', SERVICE_SECRET]) expect(all).not.toContain(secret);
+    for (const secret of ['eve-wes-bearer-secret', 'owner-wes-token-xyz', 'server-pass-123', SERVICE_SECRET, REGISTRY_SECRET, 'operator-cloudgene-token-1', 'researcher-cloudgene-token-1'])
+      expect(all).not.toContain(secret);
   });
 });

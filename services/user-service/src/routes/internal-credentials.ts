@@ -1,4 +1,8 @@
-/** The vault's one way out: job-processor, with its service token, fetches a user's credential; every release is audited. */
+/**
+ * The vault's one way out, every release audited: job-processor, with its service token, fetches a
+ * user's credential to submit their job; service-registry fetches an administrator's own credential
+ * to sync a service as its operator, and nobody else's.
+ */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { requireRole } from '@shared/auth.ts';
@@ -7,15 +11,17 @@ import { problemResponses } from '@shared/schemas/problem.ts';
 import type { UserDomain } from '../domain.ts';
 import { ReleasedCredentialSchema, ServiceIdParam } from '../schemas.ts';
 
-/** Services allowed to receive plaintext credentials. */
+/** Services allowed to receive plaintext credentials of any user. */
 const RELEASE_TO = new Set(['job-processor']);
+/** Services allowed to receive an operator credential: one stored by an active administrator. */
+const RELEASE_ADMIN_CREDENTIALS_TO = new Set(['service-registry']);
 
 const releaseRoute = createRoute({
   method: 'get',
   path: '/internal/users/{userId}/credentials/{serviceId}',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  summary: "Release a user's credential for an external server (job-processor only; audited)",
+  summary: "Release a user's credential for an external server (job-processor; service-registry for admins' credentials only; audited)",
   middleware: [requireRole('service')] as const,
   request: { params: ServiceIdParam.extend({ userId: z.uuid() }) },
   responses: { 200: { description: 'The credential.', content: { 'application/json': { schema: ReleasedCredentialSchema } } }, ...problemResponses(400, 401, 403, 404) },
@@ -26,7 +32,18 @@ export function internalCredentialRoutes(domain: UserDomain) {
   app.openapi(releaseRoute, async (c) => {
     const caller = c.get('identity');
     const { userId, serviceId } = c.req.valid('param');
-    if (!RELEASE_TO.has(caller.subject)) {
+    if (RELEASE_ADMIN_CREDENTIALS_TO.has(caller.subject)) {
+      const account = await domain.accounts.get(userId);
+      if (!account?.isActive || !account.roles.includes('admin')) {
+        await domain.audit(domain.auditContext(c, null), {
+          action: 'credential.release_refused',
+          subjectType: 'credential',
+          subjectId: serviceId,
+          details: { userId, to: caller.subject, reason: 'not_admin' },
+        });
+        throw new HttpProblem(403, 'release_forbidden', `${caller.subject} may only receive an active administrator's credential.`);
+      }
+    } else if (!RELEASE_TO.has(caller.subject)) {
       throw new HttpProblem(403, 'release_forbidden', 'Only job-processor may receive stored credentials.');
     }
     const released = await domain.vault.release(userId, serviceId);
