@@ -410,13 +410,20 @@ describe('Dockerfiles', () => {
         expect(optionValues(argv, '--outdir')).toHaveLength(1);
       });
 
-      it(`ships only the bundle${definition.schema ? ` and db/migrations/${definition.schema}, where MIGRATIONS_DIR points` : ''}`, () => {
+      it(`ships only the bundle${definition.schema ? ` and db/migrations/${definition.schema}, where MIGRATIONS_DIR points` : ''} (plus its own data files, each named by an ENV)`, () => {
         const outdir = posix.resolve(buildWorkdir(dockerfile), optionValues(bundleCommand(dockerfile), '--outdir')[0]!);
         const copies = copiesFromBuild(dockerfile);
         const sources = copies.map(([src]) => src);
         const migrations = posix.join(buildWorkdir(dockerfile), 'db/migrations', definition.schema ?? '');
         const expected = definition.schema ? [outdir, migrations] : [outdir];
-        expect(sources).toEqual(expected);
+        // Data files (e.g. the registry's initial catalogue) come from the service's own folder, never its sources.
+        const ownData = posix.join(buildWorkdir(dockerfile), 'services', definition.name) + '/';
+        const dataCopies = copies.slice(expected.length);
+        for (const [src, dest] of dataCopies) {
+          expect(src.startsWith(ownData) && !src.startsWith(`${ownData}src/`) && src.endsWith('.json')).toBe(true);
+          expect(Object.values(dockerfile.env)).toContain(posix.resolve(dockerfile.workdir, dest));
+        }
+        expect(sources.slice(0, expected.length)).toEqual(expected);
         expect(dockerfile.runtime.instructions.filter((i) => i instanceof Copy)).toHaveLength(copies.length);
         if (definition.schema) {
           const migrationsDest = posix.resolve(dockerfile.workdir, copies[1]![1]);

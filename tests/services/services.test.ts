@@ -192,6 +192,29 @@ describe('api-gateway over the six running services', () => {
     expect(forged.status).toBe(401);
   });
 
+  it('serves the catalogue through the gateway to a signed-in user, and keeps its writes for admins', async () => {
+    const post = (path: string, body: unknown, token?: string) =>
+      fetch(`${gateway.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    const password = 'Catalogue-Reader-Passphrase-5';
+    await post('/api/auth/register', { username: 'cataloguer', email: 'cataloguer@example.org', password, firstName: 'C', lastName: 'R' });
+    const { accessToken } = await json(await post('/api/auth/login', { login: 'cataloguer', password }));
+    expect((await fetch(`${gateway.url}/api/services`)).status).toBe(401);
+    const auth = { authorization: `Bearer ${accessToken}` };
+    const list = await fetch(`${gateway.url}/api/services?limit=100`, { headers: auth });
+    expect(list.status).toBe(200);
+    const { items } = await json(list);
+    // The initial catalogue was loaded at start (this database's catalogue may hold other tests' rows too).
+    expect(items.length).toBeGreaterThan(0);
+    const info = await json(await fetch(`${gateway.url}/api/ga4gh/registry/v1/service-info`, { headers: auth }));
+    expect(info.type).toEqual({ group: 'org.ga4gh', artifact: 'service-registry', version: '1.0.0' });
+    const write = await post('/api/services', { slug: 'not-mine', name: 'x', protocol: 'cloudgene', baseUrl: 'https://x.example.org', supportedBuilds: ['hg19'] }, accessToken);
+    expect(write.status).toBe(403);
+  });
+
   it('streams an upload and a ranged download through the gateway to file-manager', async () => {
     const post = (path: string, body: unknown) =>
       fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
