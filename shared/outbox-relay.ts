@@ -13,21 +13,21 @@ import type { OutboxTable } from '@db/schema/outbox.ts';
 import type { Db } from './db.ts';
 import type { Logger } from './log.ts';
 import type { EventEnvelope } from './schemas/events.ts';
+import { createWorkerLoop, errorText, type WorkerLoop } from './worker-loop.ts';
 
 export interface OutboxRound {
   delivered: number;
   failed: number;
 }
 
-export interface OutboxRelay {
+/**
+ * Once started, runs rounds every `intervalMs` (at once again while full batches get through);
+ * `stop()` also waits for rounds begun by `runOnce()`; `wake()` runs a round as soon as possible,
+ * e.g. right after a producer committed an event.
+ */
+export interface OutboxRelay extends Pick<WorkerLoop, 'start' | 'stop' | 'wake'> {
   /** Claims one batch, delivers it and prunes old delivered rows. */
   runOnce(): Promise<OutboxRound>;
-  /** Runs rounds every `intervalMs` (at once again while full batches get through) until `stop()`. */
-  start(): void;
-  /** Stops scheduling rounds and waits for the in-flight ones to finish. */
-  stop(): Promise<void>;
-  /** Runs a round as soon as possible, e.g. right after a producer committed an event. */
-  wake(): void;
 }
 
 export interface OutboxRelayDeps {
@@ -66,11 +66,7 @@ export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
   const maxBackoffMs = deps.maxBackoffMs ?? 10 * 60_000;
   const retainDeliveredMs = deps.retainDeliveredMs ?? 7 * DAY_MS;
 
-  let started = false;
-  let stopped = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let looping: Promise<void> | undefined;
-  let wakeRequested = false;
+  /** Rounds started by `runOnce()`; the loop's own round is the loop's to wait for. */
   const inFlight = new Set<Promise<unknown>>();
 
   /** Equal jitter: half the capped delay fixed, half random, so replicas' retries spread out. */
@@ -159,53 +155,26 @@ export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
     return { delivered, failed };
   }
 
-  function schedule(delayMs: number) {
-    if (stopped) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = undefined;
-      wakeRequested = false;
-      let again = false;
-      looping = track(round())
-        .then((r) => {
-          // A full batch suggests a backlog; but when nothing got through, the consumer is likely down,
-          // so the next round waits for the interval rather than failing the backlog row by row.
-          again = r.claimed === batchSize && r.delivered > 0;
-        })
-        .catch((err) => logger.error('outbox round failed', { error: errorText(err) }))
-        .finally(() => {
-          looping = undefined;
-          schedule(again || wakeRequested ? 0 : intervalMs);
-        });
-    }, delayMs);
-    // The HTTP server keeps the process alive; a pending round alone must not.
-    timer.unref?.();
-  }
+  const loop = createWorkerLoop({
+    name: 'outbox',
+    logger,
+    intervalMs,
+    // Rows left from before a restart go out at once rather than after the first interval.
+    initialDelayMs: 0,
+    round: async () => {
+      const r = await round();
+      // A full batch suggests a backlog; but when nothing got through, the consumer is likely down,
+      // so the next round waits for the interval rather than failing the backlog row by row.
+      return r.claimed === batchSize && r.delivered > 0 ? 'again' : undefined;
+    },
+  });
 
   return {
     runOnce,
-    start() {
-      if (started && !stopped) return;
-      started = true;
-      stopped = false;
-      // Rows left from before a restart go out at once rather than after the first interval.
-      schedule(0);
-    },
+    start: () => loop.start(),
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      timer = undefined;
-      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled([loop.stop(), ...inFlight]);
     },
-    wake() {
-      if (!started || stopped) return;
-      if (looping) wakeRequested = true;
-      else schedule(0);
-    },
+    wake: () => loop.wake(),
   };
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message.split('\nparams:')[0]}`;
-  return String(err);
 }

@@ -5,6 +5,7 @@
  */
 import type { Db } from '@shared/db.ts';
 import type { Logger } from '@shared/log.ts';
+import { createWorkerLoop, type LoopControl } from '@shared/worker-loop.ts';
 import { fileHolds, storedFiles } from '@db/schema/files.ts';
 import { and, eq, inArray, isNotNull, lte, notExists } from 'drizzle-orm';
 import type { FileStorage } from './storage.ts';
@@ -15,11 +16,9 @@ export interface RetentionRound {
   temporaryRemoved: number;
 }
 
-export interface RetentionWorker {
+/** Once started, runs rounds every `intervalMs` until `stop()`; a failed round is logged, not fatal. */
+export interface RetentionWorker extends LoopControl {
   runOnce(): Promise<RetentionRound>;
-  /** Runs rounds every `intervalMs` until `stop()`; a failed round is logged, not fatal. */
-  start(): void;
-  stop(): Promise<void>;
 }
 
 export function createRetentionWorker(deps: {
@@ -34,9 +33,6 @@ export function createRetentionWorker(deps: {
 }): RetentionWorker {
   const now = deps.now ?? Date.now;
   const batchSize = deps.batchSize ?? 500;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let running: Promise<unknown> | undefined;
-  let stopped = false;
 
   async function runOnce(): Promise<RetentionRound> {
     const round: RetentionRound = { deleted: 0, freedBytes: 0, temporaryRemoved: 0 };
@@ -78,27 +74,18 @@ export function createRetentionWorker(deps: {
     return round;
   }
 
-  function schedule() {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = runOnce()
-        .catch((err) => deps.logger.error('retention round failed', { err }))
-        .finally(schedule);
-    }, deps.intervalMs);
-    // The HTTP server keeps the process alive; a pending round alone must not.
-    timer.unref?.();
-  }
+  const loop = createWorkerLoop({
+    name: 'retention',
+    logger: deps.logger,
+    intervalMs: deps.intervalMs,
+    round: async () => {
+      await runOnce();
+    },
+  });
 
   return {
     runOnce,
-    start() {
-      stopped = false;
-      schedule();
-    },
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
+    start: () => loop.start(),
+    stop: () => loop.stop(),
   };
 }

@@ -12,6 +12,7 @@ import type { Logger } from '@shared/log.ts';
 import type { OutboundPolicy } from '@shared/outbound.ts';
 import { outboxRow } from '@shared/outbox.ts';
 import { HEALTH_STATUSES, type HealthStatus } from '@shared/schemas/registry.ts';
+import { createWorkerLoop, type LoopControl } from '@shared/worker-loop.ts';
 import { and, eq, isNull, lt } from 'drizzle-orm';
 import type { HealthRow, ServiceRow } from './domain.ts';
 import { probeCloudgene } from './probes/cloudgene-probe.ts';
@@ -49,7 +50,8 @@ export interface ProbeResult {
   changed: boolean;
 }
 
-export interface HealthProber {
+/** Once started: a first round soon after start, then every `intervalMs` ± jitter; a failed round is logged, not fatal. */
+export interface HealthProber extends LoopControl {
   probeAll(): Promise<ProbeRound>;
   /**
    * Probes one service now (also an inactive one, so an operator can check it before reactivating);
@@ -57,10 +59,6 @@ export interface HealthProber {
    * policy refuses the service's URL.
    */
   probeOne(serviceId: string): Promise<ProbeResult | null>;
-  /** First round soon after start, then every `intervalMs` ± jitter; a failed round is logged, not fatal. */
-  start(): void;
-  /** Stops scheduling and waits for a round in flight. */
-  stop(): Promise<void>;
 }
 
 export interface HealthProberDeps {
@@ -94,11 +92,6 @@ type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 /** Builds the prober; nothing runs until `start()`, `probeAll()` or `probeOne()`. */
 export function createHealthProber(deps: HealthProberDeps): HealthProber {
   const now = deps.now ?? Date.now;
-  const random = deps.random ?? Math.random;
-  const jitter = Math.min(Math.max(deps.jitter ?? 0.1, 0), 1);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let running: Promise<unknown> | undefined;
-  let stopped = true;
 
   async function probe(service: ServiceRow): Promise<ProbeOutcome> {
     const opts: ProbeOptions = {
@@ -270,32 +263,22 @@ export function createHealthProber(deps: HealthProberDeps): HealthProber {
     return stored;
   }
 
-  function schedule(delayMs: number) {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = probeAll()
-        .catch((err) => deps.logger.error('probe round failed', { err }))
-        .finally(() => {
-          running = undefined;
-          schedule(deps.intervalMs * (1 + jitter * (2 * random() - 1)));
-        });
-    }, delayMs);
-    // The HTTP server keeps the process alive; a pending round alone must not.
-    timer.unref?.();
-  }
+  const loop = createWorkerLoop({
+    name: 'probe',
+    logger: deps.logger,
+    intervalMs: deps.intervalMs,
+    jitter: deps.jitter ?? 0.1,
+    initialDelayMs: deps.initialDelayMs ?? Math.min(1_000, deps.intervalMs),
+    random: deps.random,
+    round: async () => {
+      await probeAll();
+    },
+  });
 
   return {
     probeAll,
     probeOne,
-    start() {
-      if (!stopped) return;
-      stopped = false;
-      schedule(deps.initialDelayMs ?? Math.min(1_000, deps.intervalMs));
-    },
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
+    start: () => loop.start(),
+    stop: () => loop.stop(),
   };
 }
