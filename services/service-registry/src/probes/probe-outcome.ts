@@ -1,11 +1,13 @@
 /**
- * What one health probe of an external server found, and the HTTP plumbing both protocol probes
- * share: a timed GET under the caller's abort signal, a capped body read, and one mapping of
- * failures to statuses (a refused credential is never healthy; no answer at all is `unreachable`).
+ * What one health probe of an external server found, and the one mapping of a GET's result
+ * (../upstream-get.ts) to a status that both protocol probes share: a refused credential is never
+ * healthy; no answer at all is `unreachable`.
  */
 import type { HealthStatus } from '@shared/schemas/registry.ts';
+import { upstreamGet, type UpstreamAnswer } from '../upstream-get.ts';
 
 export type { HealthStatus };
+export { joinUrl } from '../upstream-get.ts';
 
 export interface ProbeOutcome {
   status: HealthStatus;
@@ -68,139 +70,55 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Joins a base URL and a path without doubling or dropping the slash. */
-export function joinUrl(baseUrl: string, path: string): string {
-  return baseUrl.replace(/\/+$/, '') + path;
-}
-
 /**
  * GETs `url` and reads a JSON body. Never throws: network failures, timeouts and aborts become
- * `unreachable`; 401/403, other non-2xx, redirects, oversized or malformed bodies become `unhealthy`.
+ * `unreachable`; 401/403, other non-2xx, redirects, oversized or malformed bodies, TLS failures
+ * become `unhealthy`.
  */
 export async function getJson(
   url: string,
   init: { signal: AbortSignal; headers?: Record<string, string>; fetch?: typeof fetch },
 ): Promise<JsonAnswer | FailedAnswer> {
-  const doFetch = init.fetch ?? fetch;
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  let response: Response;
-  try {
-    // Redirects are not followed: a redirect could leave the hosts the outbound policy allowed, and a
-    // base URL that redirects (http → https, moved host) is a catalogue entry to fix.
-    response = await doFetch(url, {
-      method: 'GET',
-      headers: { accept: 'application/json', ...init.headers },
-      signal: init.signal,
-      redirect: 'manual',
-    });
-  } catch (err) {
-    return { ok: false, outcome: failureOutcome(err, init.signal, elapsed()) };
-  }
+  const answer = await upstreamGet(url, { ...init, maxBytes: MAX_BODY_BYTES });
+  if (answer.kind === 'json') return { ok: true, httpStatus: answer.httpStatus, latencyMs: answer.latencyMs, body: answer.body };
+  return { ok: false, outcome: failedOutcome(answer) };
+}
 
-  const httpStatus = response.status;
-  if (httpStatus < 200 || httpStatus >= 300) {
-    const text = await readCapped(response, 4096, init.signal).catch(() => '');
-    const latencyMs = elapsed();
-    return { ok: false, outcome: outcome('unhealthy', { latencyMs, httpStatus, error: httpError(response, text ?? '') }) };
-  }
-
-  let text: string | undefined;
-  try {
-    text = await readCapped(response, MAX_BODY_BYTES, init.signal);
-  } catch (err) {
-    return { ok: false, outcome: failureOutcome(err, init.signal, elapsed()) };
-  }
-  const latencyMs = elapsed();
-  if (text === undefined) {
-    return { ok: false, outcome: outcome('unhealthy', { latencyMs, httpStatus, error: `response larger than ${MAX_BODY_BYTES} bytes` }) };
-  }
-  try {
-    return { ok: true, httpStatus, latencyMs, body: JSON.parse(text) };
-  } catch {
-    return { ok: false, outcome: outcome('unhealthy', { latencyMs, httpStatus, error: `malformed JSON: ${snippet(text)}` }) };
+/** The outcome of a GET that produced no JSON answer. */
+export function failedOutcome(answer: Exclude<UpstreamAnswer, { kind: 'json' }>): ProbeOutcome {
+  switch (answer.kind) {
+    case 'http_error':
+      return outcome('unhealthy', { latencyMs: answer.latencyMs, httpStatus: answer.httpStatus, error: httpErrorText(answer) });
+    case 'too_large':
+      return outcome('unhealthy', { latencyMs: answer.latencyMs, httpStatus: answer.httpStatus, error: `response larger than ${answer.maxBytes} bytes` });
+    case 'malformed':
+      return outcome('unhealthy', { latencyMs: answer.latencyMs, httpStatus: answer.httpStatus, error: `malformed JSON: ${answer.snippet}` });
+    case 'timeout':
+      return outcome('unreachable', { error: `no answer within ${answer.elapsedMs} ms` });
+    case 'aborted':
+      return outcome('unreachable', { error: 'probe aborted' });
+    case 'tls':
+      // The host answered but its certificate is unacceptable: reachable, not usable.
+      return outcome('unhealthy', { error: `TLS: ${answer.message}` });
+    case 'network':
+      return outcome('unreachable', { error: networkErrorText(answer.code, answer.message) });
   }
 }
 
 /** The error text for a non-2xx answer, with the server's own message when its body has one. */
-function httpError(response: Response, body: string): string {
-  const status = response.status;
-  const message = serverMessage(body);
+function httpErrorText(answer: Extract<UpstreamAnswer, { kind: 'http_error' }>): string {
+  const status = answer.httpStatus;
+  const message = answer.message ?? answer.snippet;
   const suffix = message ? `: ${message}` : '';
   if (status === 401) return `credential rejected (HTTP 401)${suffix}`;
   if (status === 403) return `access denied (HTTP 403)${suffix}`;
-  if (status >= 300 && status < 400) {
-    const location = response.headers.get('location');
-    return `HTTP ${status}${location ? ` redirect to ${location}` : ''}`;
-  }
+  if (status >= 300 && status < 400) return `HTTP ${status}${answer.location ? ` redirect to ${answer.location}` : ''}`;
   return `HTTP ${status}${suffix}`;
 }
 
-/** Cloudgene errors are `{message}`, WES errors `{msg}`, registry errors `{title, detail}`. */
-function serverMessage(body: string): string | undefined {
-  if (!body) return undefined;
-  try {
-    const parsed = JSON.parse(body) as Record<string, unknown>;
-    for (const key of ['message', 'msg', 'detail', 'title', 'error']) {
-      const value = parsed?.[key];
-      if (typeof value === 'string' && value.trim()) return value;
-    }
-    return undefined;
-  } catch {
-    return snippet(body);
-  }
-}
-
-function snippet(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > 80 ? `${flat.slice(0, 80)}…` : flat || '(empty body)';
-}
-
-/** Maps a rejected fetch or body read to an outcome; the signal tells a timeout from a stop. */
-function failureOutcome(err: unknown, signal: AbortSignal, elapsedMs: number): ProbeOutcome {
-  if (signal.aborted) {
-    const reason = signal.reason as { name?: string } | undefined;
-    const error = reason?.name === 'TimeoutError' ? `no answer within ${elapsedMs} ms` : 'probe aborted';
-    return outcome('unreachable', { error });
-  }
-  const code = String((err as { code?: unknown })?.code ?? '');
-  const message = err instanceof Error ? err.message : String(err);
-  if (/CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code)) {
-    // The host answered but its certificate is unacceptable: reachable, not usable.
-    return outcome('unhealthy', { error: `TLS: ${message}` });
-  }
-  if (code === 'ECONNREFUSED' || code === 'ConnectionRefused') return outcome('unreachable', { error: 'connection refused' });
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return outcome('unreachable', { error: `DNS lookup failed: ${message}` });
-  if (code === 'ECONNRESET' || code === 'ConnectionClosed') return outcome('unreachable', { error: 'connection closed by the server' });
-  return outcome('unreachable', { error: message || code || 'fetch failed' });
-}
-
-/**
- * Reads at most `maxBytes` of the body as text; undefined when it is longer (the rest is cancelled).
- * Rejects when the signal aborts mid-body.
- */
-async function readCapped(response: Response, maxBytes: number, signal: AbortSignal): Promise<string | undefined> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const onAbort = () => void reader.cancel().catch(() => {});
-  signal.addEventListener('abort', onAbort, { once: true });
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      signal.throwIfAborted();
-      const { done, value } = await reader.read();
-      signal.throwIfAborted();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel().catch(() => {});
-        return undefined;
-      }
-      chunks.push(value);
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function networkErrorText(code: string, message: string): string {
+  if (code === 'ECONNREFUSED' || code === 'ConnectionRefused') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `DNS lookup failed: ${message}`;
+  if (code === 'ECONNRESET' || code === 'ConnectionClosed') return 'connection closed by the server';
+  return message || code || 'fetch failed';
 }

@@ -5,6 +5,8 @@
  * answers 401 to a Bearer header) and parsed into what the catalogue stores.
  */
 import { HttpProblem } from '@shared/errors.ts';
+import { joinUrl } from '../upstream-get.ts';
+import { syncGetJson } from './sync-get.ts';
 
 export interface AppFormPopulation {
   id: string;
@@ -152,58 +154,22 @@ export interface AppFormRequest {
  * `upstream_error`; a body that is not an app form → 502 `upstream_malformed`.
  */
 export async function fetchAppForm(deps: { fetch?: typeof fetch; timeoutMs: number }, request: AppFormRequest): Promise<CloudgeneAppForm> {
-  const url = `${request.baseUrl.replace(/\/+$/, '')}/api/v2/server/apps/${encodeURIComponent(request.appId)}`;
-  let response: Response;
-  let body: string;
-  try {
-    // redirect 'manual': following one could leave the host the outbound policy approved.
-    response = await (deps.fetch ?? fetch)(url, {
-      headers: { 'x-auth-token': request.token, accept: 'application/json' },
-      signal: AbortSignal.timeout(deps.timeoutMs),
-      redirect: 'manual',
-    });
-    body = await response.text();
-  } catch (err) {
-    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-      throw new HttpProblem(504, 'upstream_timeout', `The server did not answer within ${deps.timeoutMs} ms.`);
-    }
-    throw new HttpProblem(502, 'upstream_unreachable', `The server at ${request.baseUrl} could not be reached.`);
-  }
-  if (response.status === 401 || response.status === 403) {
-    throw new HttpProblem(502, 'operator_credential_rejected', `The server refused the operator's API token (HTTP ${response.status}); it may have expired or been replaced by a newer one.`, {
-      extensions: { upstreamStatus: response.status },
-    });
-  }
-  if (response.status === 404) {
-    throw new HttpProblem(502, 'app_not_installed', `The server has no app ${request.appId} installed (or the operator may not use it).`, {
-      extensions: { upstreamStatus: 404 },
-    });
-  }
-  if (response.status !== 200) {
-    throw new HttpProblem(502, 'upstream_error', `The server answered HTTP ${response.status}${cloudgeneMessage(body)}${redirectHint(response)}.`, { extensions: { upstreamStatus: response.status } });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw new MalformedAppFormError('The server answered 200 with a body that is not JSON.');
-  }
-  return parseAppForm(parsed);
-}
-
-/** Cloudgene errors carry `{message, success:false}`; its message helps an admin (e.g. maintenance). */
-function cloudgeneMessage(body: string): string {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    const message = isObject(parsed) ? text(parsed.message) : undefined;
-    return message ? `: ${message.slice(0, 300)}` : '';
-  } catch {
-    return '';
-  }
-}
-
-/** Redirects are not followed (the target may be a host the outbound policy never approved). */
-function redirectHint(response: Response): string {
-  const location = response.headers.get('location');
-  return response.status >= 300 && response.status < 400 && location ? ` (a redirect to ${location.slice(0, 300)}, not followed: check the base URL)` : '';
+  const body = await syncGetJson(deps, {
+    url: joinUrl(request.baseUrl, `/api/v2/server/apps/${encodeURIComponent(request.appId)}`),
+    headers: { 'x-auth-token': request.token },
+    baseUrl: request.baseUrl,
+    malformed: (detail) => new MalformedAppFormError(detail),
+    statusProblem: (status) => {
+      if (status === 401 || status === 403) {
+        return new HttpProblem(502, 'operator_credential_rejected', `The server refused the operator's API token (HTTP ${status}); it may have expired or been replaced by a newer one.`, {
+          extensions: { upstreamStatus: status },
+        });
+      }
+      if (status === 404) {
+        return new HttpProblem(502, 'app_not_installed', `The server has no app ${request.appId} installed (or the operator may not use it).`, { extensions: { upstreamStatus: 404 } });
+      }
+      return undefined;
+    },
+  });
+  return parseAppForm(body);
 }

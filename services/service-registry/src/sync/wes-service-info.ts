@@ -6,6 +6,8 @@
  * WES reports no reference panels, only what it can run.
  */
 import { HttpProblem } from '@shared/errors.ts';
+import { joinUrl } from '../upstream-get.ts';
+import { syncGetJson } from './sync-get.ts';
 
 export interface WesServiceInfo {
   /** `1.1` when the body is a GA4GH Service (has `id` and a `type` object), else `1.0`. */
@@ -95,57 +97,20 @@ export interface ServiceInfoRequest {
  * another status → 502 `upstream_error`; a body that is not service-info → 502 `upstream_malformed`.
  */
 export async function fetchWesServiceInfo(deps: { fetch?: typeof fetch; timeoutMs: number }, request: ServiceInfoRequest): Promise<WesServiceInfo> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (request.token) headers.authorization = `Bearer ${request.token}`;
-  let response: Response;
-  let body: string;
-  try {
-    // redirect 'manual': following one could leave the host the outbound policy approved.
-    response = await (deps.fetch ?? fetch)(`${request.baseUrl.replace(/\/+$/, '')}/service-info`, {
-      headers,
-      signal: AbortSignal.timeout(deps.timeoutMs),
-      redirect: 'manual',
-    });
-    body = await response.text();
-  } catch (err) {
-    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-      throw new HttpProblem(504, 'upstream_timeout', `The server did not answer within ${deps.timeoutMs} ms.`);
-    }
-    throw new HttpProblem(502, 'upstream_unreachable', `The server at ${request.baseUrl} could not be reached.`);
-  }
-  if (response.status === 401 || response.status === 403) {
-    if (!request.token) {
-      throw new HttpProblem(409, 'operator_credential_missing', 'This WES node wants a bearer token for service-info and no operator credential is configured: set OPERATOR_TOKENS for its slug or store a WES token in your own vault for it.', {
-        extensions: { upstreamStatus: response.status },
-      });
-    }
-    throw new HttpProblem(502, 'operator_credential_rejected', `The server refused the operator's bearer token (HTTP ${response.status}).`, { extensions: { upstreamStatus: response.status } });
-  }
-  if (response.status !== 200) {
-    throw new HttpProblem(502, 'upstream_error', `The server answered HTTP ${response.status}${wesMessage(body)}${redirectHint(response)}.`, { extensions: { upstreamStatus: response.status } });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw new MalformedServiceInfoError('The server answered 200 with a body that is not JSON.');
-  }
-  return parseWesServiceInfo(parsed);
-}
-
-/** WES errors carry `{msg, status_code}`. */
-function wesMessage(body: string): string {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    const message = isObject(parsed) ? text(parsed.msg) : undefined;
-    return message ? `: ${message.slice(0, 300)}` : '';
-  } catch {
-    return '';
-  }
-}
-
-/** Redirects are not followed (the target may be a host the outbound policy never approved). */
-function redirectHint(response: Response): string {
-  const location = response.headers.get('location');
-  return response.status >= 300 && response.status < 400 && location ? ` (a redirect to ${location.slice(0, 300)}, not followed: check the base URL)` : '';
+  const body = await syncGetJson(deps, {
+    url: joinUrl(request.baseUrl, '/service-info'),
+    headers: request.token ? { authorization: `Bearer ${request.token}` } : {},
+    baseUrl: request.baseUrl,
+    malformed: (detail) => new MalformedServiceInfoError(detail),
+    statusProblem: (status) => {
+      if (status !== 401 && status !== 403) return undefined;
+      if (!request.token) {
+        return new HttpProblem(409, 'operator_credential_missing', 'This WES node wants a bearer token for service-info and no operator credential is configured: set OPERATOR_TOKENS for its slug or store a WES token in your own vault for it.', {
+          extensions: { upstreamStatus: status },
+        });
+      }
+      return new HttpProblem(502, 'operator_credential_rejected', `The server refused the operator's bearer token (HTTP ${status}).`, { extensions: { upstreamStatus: status } });
+    },
+  });
+  return parseWesServiceInfo(body);
 }
