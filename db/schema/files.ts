@@ -23,6 +23,11 @@ export const storedFiles = filesSchema.table(
     provenance: jsonb('provenance'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
+    /**
+     * For results: job-processor's name for this download (e.g. `<jobId>:<attempt>:<file>`). Unique, so a
+     * retried download after a crash finds the stored file instead of storing it twice.
+     */
+    resultKey: text('result_key').unique(),
   },
   (t) => [index('stored_files_user_created').on(t.userId, t.createdAt)],
 );

@@ -213,6 +213,61 @@ describe('GET /internal/users/{userId}/credentials/{serviceId} for service-regis
   });
 });
 
+describe('GET /internal/users/{userId}/credentials', () => {
+  const path = (userId: string) => `/internal/users/${userId}/credentials`;
+  const auditFor = async (userId: string) => {
+    const result = await testDb.database.db.execute(sql`select action from users.audit_log where details->>'userId' = ${userId} order by at`);
+    return ((Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { action: string }[]).map((a) => a.action);
+  };
+
+  it('lists which servers a user holds credentials for, with expiry, without secrets or a release', async () => {
+    const lister = await registerAndLogin('lister');
+    const expiredToken = fakeJwt(Math.floor(Date.now() / 1000) - 3600);
+    const liveToken = fakeJwt(Math.floor(Date.now() / 1000) + 30 * 86_400);
+    await call('PUT', '/users/me/credentials/list-wes', lister.token, { type: 'wes-bearer', token: 'lister-wes-secret-token' });
+    await call('PUT', '/users/me/credentials/list-mis', lister.token, { type: 'cloudgene-token', token: liveToken });
+    await call('PUT', '/users/me/credentials/list-old', lister.token, { type: 'cloudgene-token', token: expiredToken });
+    await call('PUT', '/users/me/credentials/list-basic', lister.token, { type: 'basic', username: 'lister', password: 'lister-basic-pass' });
+
+    const res = await call('GET', path(lister.id), await serviceToken('job-processor', SERVICE_SECRET));
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    for (const secret of ['lister-wes-secret-token', liveToken, expiredToken, 'lister-basic-pass']) expect(text).not.toContain(secret);
+    const { items } = JSON.parse(text);
+    expect(items).toEqual([
+      { serviceId: 'list-basic', type: 'basic', expiresAt: null, expired: false },
+      { serviceId: 'list-mis', type: 'cloudgene-token', expiresAt: expect.any(String), expired: false },
+      { serviceId: 'list-old', type: 'cloudgene-token', expiresAt: expect.any(String), expired: true },
+      { serviceId: 'list-wes', type: 'wes-bearer', expiresAt: null, expired: false },
+    ]);
+    expect(Date.parse(items[2].expiresAt)).toBeLessThan(Date.now());
+
+    // Listing is not a release: nothing audited as one, and no credential marked as used.
+    expect(await auditFor(lister.id)).not.toContain('credential.released');
+    const listed = await json(await call('GET', '/users/me/credentials', lister.token));
+    expect(listed.items.map((c: { lastUsedAt: string | null }) => c.lastUsedAt)).toEqual([null, null, null, null]);
+  });
+
+  it('answers an empty list for a user with no credentials (or no account)', async () => {
+    const empty = await registerAndLogin('nocreds');
+    const token = await serviceToken('job-processor', SERVICE_SECRET);
+    expect(await json(await call('GET', path(empty.id), token))).toEqual({ items: [] });
+    expect(await json(await call('GET', path(Bun.randomUUIDv7()), token))).toEqual({ items: [] });
+    expect((await call('GET', '/internal/users/not-a-uuid/credentials', token)).status).toBe(400);
+  });
+
+  it('is refused to other services and users with 403, and without a token with 401', async () => {
+    const owner = await registerAndLogin('listowner');
+    await call('PUT', '/users/me/credentials/list-own', owner.token, { type: 'wes-bearer', token: 'listowner-wes-token' });
+    for (const token of [await serviceToken('notification', OTHER_SECRET), await serviceToken('service-registry', REGISTRY_SECRET), owner.token]) {
+      const res = await call('GET', path(owner.id), token);
+      expect(res.status).toBe(403);
+      expect(await res.text()).not.toContain('list-own');
+    }
+    expect((await call('GET', path(owner.id))).status).toBe(401);
+  });
+});
+
 describe('admin endpoints', () => {
   it('are refused to researchers with 403', async () => {
     const researcher = await registerAndLogin('plain');
@@ -325,7 +380,17 @@ describe('PATCH /users/me with a NUL character', () => {
 describe('secrets in logs', () => {
   it('no log line carries a stored credential', () => {
     const all = logLines.join('\n');
-    for (const secret of ['eve-wes-bearer-secret', 'owner-wes-token-xyz', 'server-pass-123', SERVICE_SECRET, REGISTRY_SECRET, 'operator-cloudgene-token-1', 'researcher-cloudgene-token-1'])
+    for (const secret of [
+      'eve-wes-bearer-secret',
+      'owner-wes-token-xyz',
+      'server-pass-123',
+      SERVICE_SECRET,
+      REGISTRY_SECRET,
+      'operator-cloudgene-token-1',
+      'researcher-cloudgene-token-1',
+      'lister-wes-secret-token',
+      'lister-basic-pass',
+    ])
       expect(all).not.toContain(secret);
   });
 });

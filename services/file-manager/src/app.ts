@@ -6,11 +6,15 @@ import { pingCheck } from '@shared/health.ts';
 import type { ValidatorFor } from './domain.ts';
 import type { DownloadLinks } from './download-links.ts';
 import { fileRoutes } from './routes/files.ts';
+import { internalFileRoutes } from './routes/internal-files.ts';
 import { internalHoldRoutes } from './routes/internal-holds.ts';
 import { internalResultRoutes } from './routes/internal-results.ts';
 import { storageCheck } from './storage-check.ts';
 import type { FileStorage } from './storage.ts';
 import type { UploadLimits } from './uploads.ts';
+
+/** The one route a signed download link opens. */
+const SIGNED_CONTENT_PATH = /^\/files\/[^/]+\/content$/;
 
 export interface FileManagerDeps extends KitDeps {
   authenticator: Authenticator;
@@ -32,8 +36,9 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
     description: 'Streaming uploads, VCF pre-flight validation, storage and ranged downloads',
     auth: {
       authenticator: deps.authenticator,
-      // A download with a signed link is authorised by the link; the content route verifies it.
-      carriesOwnProof: (c) => c.req.path.endsWith('/content') && c.req.query('sig') !== undefined,
+      // A download with a signed link is authorised by the link; the public content route verifies it.
+      // Only that route: the internal one has no link check and must keep its token check.
+      carriesOwnProof: (c) => SIGNED_CONTENT_PATH.test(c.req.path) && c.req.query('sig') !== undefined,
     },
     readiness: [pingCheck('database', deps.database), storageCheck(deps.storageDir)],
   });
@@ -41,6 +46,7 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
   const domain = { db: database.db, storage, limits, validatorFor, links, publicApiUrl };
   app.route('/', fileRoutes(domain));
   app.route('/', internalResultRoutes(domain));
+  app.route('/', internalFileRoutes(domain));
   app.route('/', internalHoldRoutes(domain));
   return app;
 }

@@ -36,6 +36,8 @@ export interface UploadRequest {
   provenance?: Record<string, unknown> | null;
   /** When given, the stored bytes must match exactly or nothing is kept (422). */
   expected?: { sha256?: string; sizeBytes?: number };
+  /** job-processor's key for a result: inserted with the row, so a second copy can never be stored. */
+  resultKey?: string | null;
 }
 
 export type StoredFileRow = typeof storedFiles.$inferSelect;
@@ -114,6 +116,7 @@ export async function receiveUpload(
           userId: request.userId,
           kind,
           jobId: request.jobId ?? null,
+          resultKey: request.resultKey ?? null,
           provenance: request.provenance ?? null,
           originalName: request.originalName,
           contentType: request.contentType,

@@ -12,6 +12,7 @@ import { and, desc, eq, lt, notExists, type SQL } from 'drizzle-orm';
 import type { FileManagerDomain } from '../domain.ts';
 import { contentDisposition, parseRange } from '../http-range.ts';
 import { multipartBoundary, openMultipartFile } from '../multipart-stream.ts';
+import type { FileStorage } from '../storage.ts';
 import { cleanFileName, receiveUpload, type StoredFileRow } from '../uploads.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -122,21 +123,65 @@ const content = createRoute({
   },
 });
 
+/** What a caller may ask of a signed link: how long it stays valid. */
+export const LinkRequestSchema = z.object({ expiresInSeconds: z.number().int().min(60).max(7 * 86_400).default(3600) });
+export const DownloadLinkSchema = z.object({ url: z.string(), path: z.string(), expiresAt: z.string() }).openapi('DownloadLink');
+export type DownloadLink = z.infer<typeof DownloadLinkSchema>;
+
 const createLink = createRoute({
   method: 'post',
   path: '/files/{id}/link',
   tags: ['Files'],
   security,
   summary: 'A signed, expiring download link to hand the file to a server or a browser without a token',
-  request: { params: IdParam, ...jsonBody(z.object({ expiresInSeconds: z.number().int().min(60).max(7 * 86_400).default(3600) })) },
+  request: { params: IdParam, ...jsonBody(LinkRequestSchema) },
   responses: {
-    201: {
-      description: 'The link.',
-      ...jsonContent(z.object({ url: z.string(), path: z.string(), expiresAt: z.string() }).openapi('DownloadLink')),
-    },
+    201: { description: 'The link.', ...jsonContent(DownloadLinkSchema) },
     ...problemResponses(400, 401, 404, 422),
   },
 });
+
+/**
+ * A signed link to `fileId`'s public content route, absolute on the public API URL. Whoever holds it can
+ * read that one file until it expires; the content route checks the signature.
+ */
+export function signedDownloadLink(domain: Pick<FileManagerDomain, 'links' | 'publicApiUrl'>, fileId: string, expiresInSeconds: number): DownloadLink {
+  const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
+  const path = `/files/${fileId}/content?${domain.links.sign(fileId, expiresAt)}`;
+  return { url: `${domain.publicApiUrl.replace(/\/+$/, '')}${path}`, path, expiresAt: expiresAt.toISOString() };
+}
+
+/**
+ * Answers a GET or HEAD for a file's bytes, streamed from storage without buffering: ETag (the SHA-256)
+ * with If-None-Match (304), a single Range (206, or 416 when unsatisfiable), else the whole file.
+ * Callers decide who may read `row`; this only serves it.
+ */
+export function serveFileContent(c: Context<AppEnv>, storage: FileStorage, row: StoredFileRow, rangeHeader: string | undefined): Response {
+  const etag = `"${row.sha256}"`;
+  const common = {
+    etag,
+    'accept-ranges': 'bytes',
+    'content-type': row.contentType,
+    'content-disposition': contentDisposition(row.originalName),
+    'cache-control': 'private, no-cache',
+  };
+  if (c.req.header('if-none-match') === etag) return c.body(null, 304, common);
+  const range = parseRange(rangeHeader, row.sizeBytes);
+  if (range.kind === 'unsatisfiable') {
+    throw new HttpProblem(416, 'range_not_satisfiable', `The file has ${row.sizeBytes} bytes.`, {
+      headers: { 'content-range': `bytes */${row.sizeBytes}` },
+    });
+  }
+  const head = c.req.method === 'HEAD';
+  if (range.kind === 'partial') {
+    const length = range.end - range.start + 1;
+    // HEAD answers the same headers without opening the file.
+    const body = head ? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() }) : storage.read(row.storageKey, range);
+    return c.body(body, 206, { ...common, 'content-length': String(length), 'content-range': `bytes ${range.start}-${range.end}/${row.sizeBytes}` });
+  }
+  const body = head ? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() }) : storage.read(row.storageKey);
+  return c.body(body, 200, { ...common, 'content-length': String(row.sizeBytes) });
+}
 
 /** The caller's file (or any file for an admin); another user's file is 404, never 403. */
 async function ownFile(domain: FileManagerDomain, c: Context<AppEnv>, id: string): Promise<StoredFileRow> {
@@ -243,9 +288,7 @@ export function fileRoutes(domain: FileManagerDomain) {
 
   app.openapi(createLink, async (c) => {
     const row = await ownFile(domain, c, c.req.valid('param').id);
-    const expiresAt = new Date(Date.now() + c.req.valid('json').expiresInSeconds * 1000);
-    const path = `/files/${row.id}/content?${domain.links.sign(row.id, expiresAt)}`;
-    return c.json({ url: `${domain.publicApiUrl.replace(/\/+$/, '')}${path}`, path, expiresAt: expiresAt.toISOString() }, 201);
+    return c.json(signedDownloadLink(domain, row.id, c.req.valid('json').expiresInSeconds), 201);
   });
 
   app.openapi(content, async (c) => {
@@ -262,30 +305,7 @@ export function fileRoutes(domain: FileManagerDomain) {
     } else {
       row = await ownFile(domain, c, id);
     }
-    const etag = `"${row.sha256}"`;
-    const common = {
-      etag,
-      'accept-ranges': 'bytes',
-      'content-type': row.contentType,
-      'content-disposition': contentDisposition(row.originalName),
-      'cache-control': 'private, no-cache',
-    };
-    if (c.req.header('if-none-match') === etag) return c.body(null, 304, common);
-    const range = parseRange(c.req.valid('header').range, row.sizeBytes);
-    if (range.kind === 'unsatisfiable') {
-      throw new HttpProblem(416, 'range_not_satisfiable', `The file has ${row.sizeBytes} bytes.`, {
-        headers: { 'content-range': `bytes */${row.sizeBytes}` },
-      });
-    }
-    const head = c.req.method === 'HEAD';
-    if (range.kind === 'partial') {
-      const length = range.end - range.start + 1;
-      // HEAD answers the same headers without opening the file.
-      const body = head ? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() }) : domain.storage.read(row.storageKey, range);
-      return c.body(body, 206, { ...common, 'content-length': String(length), 'content-range': `bytes ${range.start}-${range.end}/${row.sizeBytes}` });
-    }
-    const body = head ? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() }) : domain.storage.read(row.storageKey);
-    return c.body(body, 200, { ...common, 'content-length': String(row.sizeBytes) });
+    return serveFileContent(c, domain.storage, row, c.req.valid('header').range);
   });
 
   return app;
