@@ -1,0 +1,256 @@
+/**
+ * HTTP plumbing shared by the protocol adapters: one request with an idle timeout (reset by upload
+ * and download progress, so a multi-gigabyte transfer is not cut off while a silent server is),
+ * network failures and timeouts turned into `AdapterError('transient')`, capped body reads, and the
+ * server's own message pulled out of an error body of any shape.
+ */
+import { AdapterError } from './adapter.ts';
+
+/** A JSON body larger than this is not a job document (a Cloudgene job list is a few hundred KB). */
+export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+/** Error bodies are read only for the server's message. */
+const MAX_ERROR_BYTES = 8 * 1024;
+
+export interface HttpDeps {
+  fetch: typeof fetch;
+  /** How long the server may stay silent: no answer, no upload or download progress. */
+  timeoutMs: number;
+  /** Named in error messages (`Cloudgene server`, `WES server`). */
+  serverLabel: string;
+}
+
+export interface RequestSpec {
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  body?: ReadableStream<Uint8Array> | string;
+  /** The caller's cancellation; an abort is rethrown as is, never classified as a server fault. */
+  signal?: AbortSignal;
+}
+
+/** An idle timer: fires `timeoutMs` after the last `poke()`. */
+export interface Watchdog {
+  readonly signal: AbortSignal;
+  poke(): void;
+  stop(): void;
+  readonly timedOut: boolean;
+}
+
+export function startWatchdog(timeoutMs: number, outer?: AbortSignal): Watchdog {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError'));
+    }, timeoutMs);
+  };
+  arm();
+  return {
+    signal: outer ? AbortSignal.any([outer, controller.signal]) : controller.signal,
+    poke: () => {
+      if (!controller.signal.aborted) arm();
+    },
+    stop: () => clearTimeout(timer),
+    get timedOut() {
+      return timedOut;
+    },
+  };
+}
+
+/**
+ * Passes `stream` through, poking the watchdog on every chunk (upload or download progress).
+ * `mapError` turns a read failure (the watchdog's own abort, a dropped connection) into what the
+ * consumer should see.
+ */
+export function withProgress(
+  stream: ReadableStream<Uint8Array>,
+  watchdog: Watchdog,
+  options: { onEnd?: () => void; mapError?: (err: unknown) => unknown } = {},
+): ReadableStream<Uint8Array> {
+  const { onEnd, mapError } = options;
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        watchdog.poke();
+        if (done) {
+          onEnd?.();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (err) {
+        onEnd?.();
+        controller.error(mapError ? mapError(err) : err);
+      }
+    },
+    async cancel(reason) {
+      onEnd?.();
+      await reader.cancel(reason).catch(() => undefined);
+    },
+  });
+}
+
+/** What a failed fetch means: the caller's abort is rethrown, anything else is transient. */
+export function transportError(err: unknown, spec: RequestSpec, watchdog: Watchdog, deps: HttpDeps): unknown {
+  // Already classified (the outbound policy refusing a host, an input stream that failed with one).
+  if (err instanceof AdapterError) return err;
+  if (spec.signal?.aborted && !watchdog.timedOut) return spec.signal.reason ?? err;
+  const where = `${spec.method} ${new URL(spec.url).pathname}`;
+  if (watchdog.timedOut) {
+    return new AdapterError('transient', `The ${deps.serverLabel} did not answer ${where} within ${deps.timeoutMs} ms.`, null, 'The server may be overloaded or down; the platform will try again.');
+  }
+  const detail = err instanceof Error ? err.message : String(err);
+  return new AdapterError('transient', `The ${deps.serverLabel} could not be reached (${where}): ${detail}`, null, 'The platform will try again.');
+}
+
+/**
+ * Sends one request and returns the response with its watchdog still running (the caller reads the
+ * body under it and stops it). Redirects are never followed here: each adapter decides whether one
+ * is acceptable (a Cloudgene download may redirect to a presigned URL; an API call may not).
+ */
+export async function send(deps: HttpDeps, spec: RequestSpec, contentLength?: number | null): Promise<{ response: Response; watchdog: Watchdog }> {
+  const watchdog = startWatchdog(deps.timeoutMs, spec.signal);
+  const headers: Record<string, string> = { ...spec.headers };
+  let body: RequestInit['body'] = spec.body;
+  if (spec.body instanceof ReadableStream) {
+    body = withProgress(spec.body, watchdog);
+    if (contentLength !== null && contentLength !== undefined) headers['content-length'] = String(contentLength);
+  }
+  try {
+    const response = await deps.fetch(spec.url, {
+      method: spec.method,
+      headers,
+      body,
+      signal: watchdog.signal,
+      redirect: 'manual',
+      // Required by the fetch standard for a streamed request body.
+      ...(spec.body instanceof ReadableStream ? { duplex: 'half' } : {}),
+    } as RequestInit);
+    watchdog.poke();
+    return { response, watchdog };
+  } catch (err) {
+    watchdog.stop();
+    throw transportError(err, spec, watchdog, deps);
+  }
+}
+
+/** Reads at most `maxBytes` of a body as text; null when it is longer. */
+export async function readCapped(response: Response, maxBytes: number, watchdog: Watchdog, truncate = false): Promise<string | null> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    watchdog.poke();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      if (!truncate) return null;
+      chunks.push(value.subarray(0, value.length - (total - maxBytes)));
+      break;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The server's own message in an error body: JSON `message`/`msg`/`detail`/`title`/`error`, or the text. */
+export function serverMessage(text: string): string {
+  const trimmed = text.trim();
+  try {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (typeof parsed === 'string') return clip(parsed);
+    if (parsed && typeof parsed === 'object') {
+      for (const key of ['message', 'msg', 'detail', 'title', 'error']) {
+        const value = (parsed as Record<string, unknown>)[key];
+        if (typeof value === 'string' && value.trim()) return clip(value.trim());
+      }
+    }
+  } catch {
+    /* not JSON: a plain-text or HTML body */
+  }
+  return clip(/<[a-z!/]/i.test(trimmed) ? stripHtml(trimmed) : trimmed);
+}
+
+const clip = (s: string, max = 1000) => (s.length > max ? `${s.slice(0, max)}…` : s);
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
+/** Server messages are HTML fragments (`<b>Error:</b> …<br>`): line breaks kept, tags dropped, entities decoded. */
+export function stripHtml(html: string): string {
+  return html
+    .replace(/<\s*br\s*\/?\s*>/gi, '\n')
+    .replace(/<\/\s*(p|div|li|tr|h[1-6])\s*>/gi, '\n')
+    .replace(/<[^>]*>/g, '')
+    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+\d*);/gi, (match, entity: string) => {
+      const lower = entity.toLowerCase();
+      if (lower.startsWith('#')) {
+        const code = lower.startsWith('#x') ? Number.parseInt(lower.slice(2), 16) : Number.parseInt(lower.slice(1), 10);
+        return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : match;
+      }
+      return ENTITIES[lower] ?? match;
+    })
+    .replace(/[ \t]+\n/g, '\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+/** Reads a 2xx JSON body; a body that is not JSON is a transient fault (a proxy page, a cut-off answer). */
+export async function readJson(response: Response, watchdog: Watchdog, spec: RequestSpec, deps: HttpDeps): Promise<unknown> {
+  let text: string | null;
+  try {
+    text = await readCapped(response, MAX_JSON_BYTES, watchdog);
+  } catch (err) {
+    throw transportError(err, spec, watchdog, deps);
+  } finally {
+    watchdog.stop();
+  }
+  const where = `${spec.method} ${new URL(spec.url).pathname}`;
+  if (text === null) throw new AdapterError('transient', `The ${deps.serverLabel} answered ${where} with more than ${MAX_JSON_BYTES} bytes.`, response.status);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AdapterError('transient', `The ${deps.serverLabel} answered ${where} with a body that is not JSON: ${clip(text.trim(), 200)}`, response.status, 'The platform will try again.');
+  }
+}
+
+/** Reads an error body for its message (never throws; a body that cannot be read gives ''). */
+export async function readErrorMessage(response: Response, watchdog: Watchdog): Promise<string> {
+  try {
+    return serverMessage((await readCapped(response, MAX_ERROR_BYTES, watchdog, true)) ?? '');
+  } catch {
+    return '';
+  } finally {
+    watchdog.stop();
+  }
+}
+
+export const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Joins a base URL and a path without doubling or dropping the slash. */
+export const joinUrl = (base: string, path: string) => base.replace(/\/+$/, '') + path;
+
+/**
+ * A download body handed to the caller: the watchdog keeps guarding it (a server that stops sending
+ * mid-file ends the stream with a transient error instead of hanging the worker) and stops when the
+ * stream ends or is cancelled.
+ */
+export function guardedBody(response: Response, watchdog: Watchdog, spec: RequestSpec, deps: HttpDeps): ReadableStream<Uint8Array> {
+  if (!response.body) {
+    watchdog.stop();
+    return new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+  }
+  return withProgress(response.body, watchdog, { onEnd: () => watchdog.stop(), mapError: (err) => transportError(err, spec, watchdog, deps) });
+}
+
+/** A Content-Length header as a number, or null. */
+export function contentLengthOf(response: Response): number | null {
+  const raw = response.headers.get('content-length');
+  if (raw === null || !/^\d+$/.test(raw.trim())) return null;
+  return Number(raw.trim());
+}
