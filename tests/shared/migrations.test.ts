@@ -29,7 +29,7 @@ describe('migrate', () => {
     }
     expect(await tablesIn('users')).toEqual(['accounts', 'api_tokens', 'audit_log', 'credentials', 'refresh_tokens', 'signing_keys']);
     expect(await tablesIn('registry')).toEqual(['health_checks', 'outbox', 'panels', 'service_health', 'services']);
-    expect(await tablesIn('jobs')).toEqual(['jobs', 'outbox']);
+    expect(await tablesIn('jobs')).toEqual(['job_history', 'job_results', 'jobs', 'outbox']);
     expect(await tablesIn('files')).toEqual(['file_holds', 'stored_files']);
     expect(await tablesIn('notify')).toEqual(['events', 'notifications']);
     expect(await tablesIn('monitor')).toEqual(['probes']);
