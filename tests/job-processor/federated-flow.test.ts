@@ -5,6 +5,7 @@
  */
 import { jobs, outbox } from '@db/schema/jobs.ts';
 import { createLogger } from '@shared/log.ts';
+import { outboundPolicy } from '@shared/outbound.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { eq } from 'drizzle-orm';
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
@@ -18,13 +19,25 @@ let user: PlatformUser;
 let worker: JobWorker;
 /** The worker's clock, moved forward so every scheduled poll is due at once. */
 let clock = Date.now();
+let externalServiceId: string;
 
 beforeAll(async () => {
   p = await createJobPlatform();
   user = await p.newUser();
+  const external = await p.registry.call('POST', '/services', p.registry.tokens.admin, {
+    slug: 'far-away',
+    name: 'A server outside this machine',
+    protocol: 'ga4gh-wes',
+    baseUrl: 'https://wes.example.org/ga4gh/wes/v1',
+    supportedBuilds: ['hg19'],
+    credentialType: 'none',
+    panels: [{ externalId: 'hapmap-2', displayName: 'HapMap 2', build: 'hg19' }],
+  });
+  externalServiceId = (await json(external)).id;
   worker = createJobWorker({
     db: p.users.testDb.database.db,
-    adapters: createAdapters({ timeoutMs: 10_000, workflow: { url: 'https://example.org/imputation.nf', type: 'Nextflow', typeVersion: '23.04' } }),
+    // As in every test and `npm start`: only loopback servers (the fakes) may be called.
+    adapters: createAdapters({ policy: outboundPolicy(false), timeoutMs: 10_000, workflow: { url: 'https://example.org/imputation.nf', type: 'Nextflow', typeVersion: '23.04' } }),
     files: p.clients.files,
     vault: p.clients.vault,
     secretBox: p.box,
@@ -33,7 +46,7 @@ beforeAll(async () => {
     concurrency: 4,
     leaseMs: 30_000,
     now: () => clock,
-    serviceIds: [p.services.cloudgene, p.services.wes],
+    serviceIds: [p.services.cloudgene, p.services.wes, externalServiceId],
   });
 }, 60_000);
 
@@ -154,5 +167,14 @@ describe('a federated job over a Cloudgene and a WES server', () => {
     const cancels = p.cloudgene.control.requestsTo(`/api/v2/jobs/${job.externalId}/cancel`);
     expect(cancels.map((r) => r.method)).toEqual(['GET']);
     expect(p.cloudgene.control.jobs.get(job.externalId)!.state).toBe(6);
+  });
+
+  it('fails a job for a server outside this machine while external calls are off, without calling it', async () => {
+    const file = await p.upload(user);
+    const { id } = await json(await p.call('POST', '/jobs', user.token, { name: 'far', inputFileIds: [file], build: 'hg19', targets: [{ serviceId: 'far-away', panel: 'hapmap-2' }] }));
+    const job = await runUntil(id, (j) => TERMINAL_STATES.has(j.state), () => {});
+    expect(job.state).toBe('failed');
+    expect(job.error.code).toBe('external_calls_disabled');
+    expect(job.error.message).toContain('wes.example.org');
   });
 });

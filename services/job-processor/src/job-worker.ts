@@ -614,7 +614,8 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
         return;
       }
       if (kind === 'rejected' || kind === 'gone') {
-        await end(work, 'failed', 'the server rejected the job', { code: 'rejected_by_server', message, hint });
+        const own = adapterError?.code;
+        await end(work, 'failed', own ? message : 'the server rejected the job', { code: own ?? 'rejected_by_server', message, hint });
         return;
       }
       if (kind === 'busy') {

@@ -75,6 +75,8 @@ export class AdapterError extends Error {
     message: string,
     readonly httpStatus: number | null = null,
     readonly hint: string | null = null,
+    /** A platform-side reason with its own code (e.g. `external_calls_disabled`), when it is not the server's answer. */
+    readonly code: string | null = null,
   ) {
     super(message);
     this.name = 'AdapterError';

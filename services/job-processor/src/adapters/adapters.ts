@@ -27,7 +27,7 @@ export function policedFetch(policy: OutboundPolicy, inner: typeof fetch = fetch
       } catch {
         /* keep the raw text */
       }
-      throw new AdapterError('rejected', `Calls to ${host} are switched off on this installation (EXTERNAL_CALLS).`, null, 'An operator must enable external calls, or the service must point at a local server.');
+      throw new AdapterError('rejected', `Calls to ${host} are switched off on this installation (EXTERNAL_CALLS).`, null, 'An operator must enable external calls, or the service must point at a local server.', 'external_calls_disabled');
     }
     return inner(input, init);
   };
