@@ -3,7 +3,6 @@
  * and the real database, with real token verification.
  */
 import type { ServiceApp } from '@shared/app.ts';
-import { createMemoryKv } from '@shared/kv-memory.ts';
 import { createLogger } from '@shared/log.ts';
 import { migrate } from '@shared/migrations.ts';
 import { fileHolds, storedFiles } from '@db/schema/files.ts';
@@ -12,15 +11,13 @@ import { eq, inArray } from 'drizzle-orm';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../../services/file-manager/src/app.ts';
-import { createDownloadLinks } from '../../services/file-manager/src/download-links.ts';
 import { createRetentionWorker } from '../../services/file-manager/src/retention.ts';
 import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
-import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
 import { bgzip, makeVcf } from '../support/vcf.ts';
+import { buildFileManager } from '../support/file-manager.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from '../support/test-database.ts';
-import { serviceTokenFor, testAuthenticator, tokenFor } from '../support/test-identity.ts';
+import { serviceTokenFor, tokenFor } from '../support/test-identity.ts';
 
 const MAX_BYTES = 2 * 1024 * 1024;
 const QUOTA_BYTES = 3 * 1024 * 1024;
@@ -56,17 +53,10 @@ beforeAll(async () => {
   testDb = await createTestDatabase();
   await migrate(testDb.database, { schema: 'files', migrationsDir: MIGRATIONS_DIR });
   storageDir = await mkdtemp(join(tmpdir(), 'fip-files-'));
-  app = createApp({
-    logger: createLogger({ level: 'silent' }),
-    readyTimeoutMs: 1000,
-    organization: { name: 'test', url: 'https://example.org' },
-    authenticator: testAuthenticator(createMemoryKv()),
+  app = buildFileManager({
     database: testDb.database,
-    storage: createLocalStorage(storageDir),
     storageDir,
     limits: { maxBytes: MAX_BYTES, quotaBytes: QUOTA_BYTES },
-    validatorFor: vcfValidatorFor,
-    links: createDownloadLinks(crypto.getRandomValues(new Uint8Array(32))),
     publicApiUrl: 'https://imputation.example.org/api',
   });
   aliceToken = await tokenFor(alice);

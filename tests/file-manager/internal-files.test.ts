@@ -4,8 +4,6 @@
  * once under a result key. Real storage (a temp directory), the real database, real token checks.
  */
 import type { ServiceApp } from '@shared/app.ts';
-import { createMemoryKv } from '@shared/kv-memory.ts';
-import { createLogger } from '@shared/log.ts';
 import { migrate } from '@shared/migrations.ts';
 import { storedFiles } from '@db/schema/files.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
@@ -13,13 +11,10 @@ import { eq } from 'drizzle-orm';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../../services/file-manager/src/app.ts';
-import { createDownloadLinks } from '../../services/file-manager/src/download-links.ts';
-import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
-import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
+import { buildFileManager } from '../support/file-manager.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from '../support/test-database.ts';
-import { serviceTokenFor, testAuthenticator, tokenFor } from '../support/test-identity.ts';
+import { serviceTokenFor, tokenFor } from '../support/test-identity.ts';
 import { bgzip, makeVcf } from '../support/vcf.ts';
 
 const PUBLIC_API_URL = 'https://imputation.example.org/api';
@@ -56,17 +51,10 @@ beforeAll(async () => {
   testDb = await createTestDatabase();
   await migrate(testDb.database, { schema: 'files', migrationsDir: MIGRATIONS_DIR });
   storageDir = await mkdtemp(join(tmpdir(), 'fip-internal-files-'));
-  app = createApp({
-    logger: createLogger({ level: 'silent' }),
-    readyTimeoutMs: 1000,
-    organization: { name: 'test', url: 'https://example.org' },
-    authenticator: testAuthenticator(createMemoryKv()),
+  app = buildFileManager({
     database: testDb.database,
-    storage: createLocalStorage(storageDir),
     storageDir,
     limits: { maxBytes: 4 * 1024 * 1024, quotaBytes: 8 * 1024 * 1024 },
-    validatorFor: vcfValidatorFor,
-    links: createDownloadLinks(crypto.getRandomValues(new Uint8Array(32))),
     publicApiUrl: PUBLIC_API_URL,
   });
   aliceToken = await tokenFor(alice);

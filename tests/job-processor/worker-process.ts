@@ -1,8 +1,9 @@
 /**
- * A job worker in a process of its own, for the crash test in worker.test.ts (which kills it with
- * SIGKILL mid-submission). Configured by one JSON argument: the PostgreSQL URL both processes share,
- * file-manager's URL with a service token minted by the test process, the credentials the vault would
- * release, the secret-box key, the lease and the services to work on. Prints `ready` once started.
+ * A job worker in a process of its own, for the crash tests in worker.test.ts and worker-crash.test.ts
+ * (which kill it with SIGKILL mid-submission, mid-poll and mid-download). Configured by one JSON
+ * argument: the PostgreSQL URL both processes share, file-manager's URL with a service token minted by
+ * the test process, the credentials the vault would release, the secret-box key, the lease, the
+ * services to work on and, optionally, a poll schedule. Prints `ready` once started.
  */
 import { createHttpClient } from '@shared/http-client.ts';
 import { openDatabase } from '@shared/db.ts';
@@ -12,6 +13,7 @@ import type { ServerCredential } from '../../services/job-processor/src/adapters
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
 import { createJobWorker } from '../../services/job-processor/src/job-worker.ts';
 import { filesClient, type VaultClient } from '../../services/job-processor/src/platform-clients.ts';
+import { createPollSchedule, type PollScheduleOptions } from '../../services/job-processor/src/poll-schedule.ts';
 
 interface WorkerProcessConfig {
   databaseUrl: string;
@@ -22,6 +24,8 @@ interface WorkerProcessConfig {
   leaseMs: number;
   serviceIds: string[];
   owner: string;
+  /** Optional: a faster poll schedule, so a crash test reaches the poll or the download without waiting seconds. */
+  pollSchedule?: PollScheduleOptions;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WorkerProcessConfig;
@@ -47,6 +51,7 @@ const worker = createJobWorker({
   leaseMs: config.leaseMs,
   serviceIds: config.serviceIds,
   idleMs: 50,
+  ...(config.pollSchedule ? { pollSchedule: createPollSchedule(config.pollSchedule) } : {}),
 });
 worker.start();
 // The loop's timers are unref'd (a service's HTTP server keeps it alive); this process has no server.

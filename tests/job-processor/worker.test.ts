@@ -9,7 +9,6 @@ import { fileHolds, storedFiles } from '@db/schema/files.ts';
 import type { ServiceApp } from '@shared/app.ts';
 import type { EventEnvelope } from '@shared/schemas/events.ts';
 import { createHttpClient } from '@shared/http-client.ts';
-import { createMemoryKv } from '@shared/kv-memory.ts';
 import { createLogger } from '@shared/log.ts';
 import { createSecretBox, type SecretBox } from '@shared/secret-box.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
@@ -17,10 +16,6 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createApp as createFileManagerApp } from '../../services/file-manager/src/app.ts';
-import { createDownloadLinks } from '../../services/file-manager/src/download-links.ts';
-import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
-import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
 import type { ServerCredential } from '../../services/job-processor/src/adapters/adapter.ts';
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
 import { createCircuitBreaker } from '../../services/job-processor/src/circuit-breaker.ts';
@@ -31,9 +26,10 @@ import { filesClient, type FilesClient, type VaultClient } from '../../services/
 import { createPollSchedule } from '../../services/job-processor/src/poll-schedule.ts';
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake, type CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
 import { FAKE_VCF, startWesFake, type WesFake, type WesFakeOptions } from '../fakes/wes.ts';
+import { buildFileManager, serveFileManager } from '../support/file-manager.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
-import { serviceTokenFor, testAuthenticator, tokenFor } from '../support/test-identity.ts';
+import { serviceTokenFor, tokenFor } from '../support/test-identity.ts';
 import { bgzip, makeVcf } from '../support/vcf.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -43,7 +39,7 @@ const adapters = createAdapters({ timeoutMs: 10_000, workflow: WES_WORKFLOW });
 let testDb: TestDatabase;
 let storageDir: string;
 let fileManager: ServiceApp;
-let fileServer: ReturnType<typeof Bun.serve>;
+let fileServer: ReturnType<typeof serveFileManager>;
 let fileManagerUrl: string;
 let files: FilesClient;
 let box: SecretBox;
@@ -63,21 +59,9 @@ beforeAll(async () => {
   testDb = await createTestDatabase();
   await migrateAll(testDb.database);
   storageDir = await mkdtemp(join(tmpdir(), 'fip-worker-files-'));
-  fileManager = createFileManagerApp({
-    logger,
-    readyTimeoutMs: 1000,
-    organization: { name: 'test', url: 'https://example.org' },
-    authenticator: testAuthenticator(createMemoryKv()),
-    database: testDb.database,
-    storage: createLocalStorage(storageDir),
-    storageDir,
-    limits: { maxBytes: 64 * 1024 * 1024, quotaBytes: 1024 * 1024 * 1024, retentionMs: { input: null, result: null } },
-    validatorFor: vcfValidatorFor,
-    links: createDownloadLinks(crypto.getRandomValues(new Uint8Array(32))),
-    publicApiUrl: 'http://127.0.0.1:1/api',
-  });
-  fileServer = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: fileManager.fetch });
-  fileManagerUrl = `http://127.0.0.1:${fileServer.port}`;
+  fileManager = buildFileManager({ database: testDb.database, storageDir });
+  fileServer = serveFileManager(fileManager);
+  fileManagerUrl = fileServer.url;
   const credential = { authorization: async () => `Bearer ${await serviceTokenFor('job-processor')}` };
   files = filesClient(createHttpClient({ service: 'file-manager', baseUrl: fileManagerUrl, timeoutMs: 10_000, retries: 0 }), credential, fileManagerUrl);
   boxKey = crypto.getRandomValues(new Uint8Array(32));
@@ -86,7 +70,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(fakes.map((f) => f.stop()));
-  await fileServer.stop(true);
+  await fileServer.stop();
   await testDb.drop();
   await rm(storageDir, { recursive: true, force: true });
 });
@@ -235,6 +219,37 @@ async function nextRound(w: ReturnType<typeof worker>, id: string): Promise<JobR
   return jobRow(id);
 }
 
+/** A Cloudgene fake started with `options`, a target on it and one job of a user holding the fake's token. */
+async function cloudgeneJob(options: CloudgeneFakeOptions = {}) {
+  const { fake, token } = await cloudgene(options);
+  const target = cloudgeneTarget(fake);
+  const user = await userFor(target, token);
+  return { fake, token, target, user, job: await insertJob(target, user) };
+}
+
+/** A WES fake started with `options`, a target on it and one job (with `overrides`) of a user without a credential. */
+async function wesJob(options: WesFakeOptions = {}, overrides: Partial<typeof jobs.$inferInsert> = {}) {
+  const fake = await wes(options);
+  const target = wesTarget(fake);
+  const user = await userFor(target, null);
+  return { fake, target, user, job: await insertJob(target, user, overrides) };
+}
+
+/** A worker for `target` after its first round, and the job's row as that round left it (submitted). */
+async function submitOnce(target: JobTarget, job: JobRow): Promise<{ w: ReturnType<typeof worker>; submitted: JobRow }> {
+  const w = worker([target]);
+  await w.runOnce();
+  return { w, submitted: await jobRow(job.id) };
+}
+
+/** What POST /jobs/{id}/cancel records for a job the server has: a cancel request, due now. */
+async function requestCancel(id: string): Promise<void> {
+  await testDb.database.db
+    .update(jobs)
+    .set({ cancelRequestedAt: new Date(clock), nextPollAt: new Date(clock), updatedAt: new Date(clock) })
+    .where(eq(jobs.id, id));
+}
+
 const submitsTo = (fake: CloudgeneFake) => fake.control.requestsTo('/api/v2/jobs/submit', 'POST');
 const fakeJobsNamed = (fake: CloudgeneFake, name: string) => [...fake.control.jobs.values()].filter((j) => j.name === name);
 
@@ -311,10 +326,8 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it('backs off after a 500 on submit and submits once the server answers again', async () => {
-    const { fake, token } = await cloudgene({ progression: 'manual' });
+    const { fake, target, job } = await cloudgeneJob({ progression: 'manual' });
     fake.control.addFault({ kind: 'status500', method: 'POST', path: '/api/v2/jobs/submit', times: 1 });
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
     const w = worker([target]);
 
     await w.runOnce();
@@ -337,9 +350,7 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it("fails a job that did not pass the server's QC with the server's own messages", async () => {
-    const { fake, token } = await cloudgene({ qcFailure: true });
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
+    const { target, job } = await cloudgeneJob({ qcFailure: true });
     const [row] = await drive(worker([target]), [job.id]);
     expect(row!.state).toBe('failed');
     expect(row!.errorCode).toBe('qc_failed');
@@ -374,20 +385,12 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it('cancels a submitted job on the server with GET cancel', async () => {
-    const { fake, token } = await cloudgene({ progression: 'manual' });
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
-    const w = worker([target]);
-    await w.runOnce();
-    const running = await jobRow(job.id);
+    const { fake, target, job } = await cloudgeneJob({ progression: 'manual' });
+    const { w, submitted: running } = await submitOnce(target, job);
     expect(running.state).toBe('running');
     fake.control.advance(running.externalId!);
 
-    // What POST /jobs/{id}/cancel records for a job the server has.
-    await testDb.database.db
-      .update(jobs)
-      .set({ cancelRequestedAt: new Date(clock), nextPollAt: new Date(clock), updatedAt: new Date(clock) })
-      .where(eq(jobs.id, job.id));
+    await requestCancel(job.id);
     expect(await w.runOnce()).toBe(1);
     const row = await jobRow(job.id);
     expect(row.state).toBe('cancelled');
@@ -398,9 +401,7 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it('stores each result file once even when retrieval runs again after a crash', async () => {
-    const { fake, token } = await cloudgene();
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
+    const { fake, target, job } = await cloudgeneJob();
     const [done] = await drive(worker([target]), [job.id]);
     expect(done!.state).toBe('completed');
     const first = await resultsOf(job.id);
@@ -426,12 +427,8 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it('completes with what it could store when the server refuses one download, naming the missing file', async () => {
-    const { fake, token } = await cloudgene({ progression: 'manual' });
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
-    const w = worker([target]);
-    await w.runOnce();
-    const submitted = await jobRow(job.id);
+    const { fake, target, job } = await cloudgeneJob({ progression: 'manual' });
+    const { w, submitted } = await submitOnce(target, job);
     const fakeJob = fake.control.complete(submitted.externalId!);
     // Someone spent the last download of the zip on the server's web page.
     fakeJob.files.find((f) => f.name === 'chr_20.zip')!.count = 0;
@@ -451,12 +448,8 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it('expires a job whose results the server deleted before the platform retrieved them', async () => {
-    const { fake, token } = await cloudgene({ progression: 'manual' });
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
-    const w = worker([target]);
-    await w.runOnce();
-    const submitted = await jobRow(job.id);
+    const { fake, target, job } = await cloudgeneJob({ progression: 'manual' });
+    const { w, submitted } = await submitOnce(target, job);
     fake.control.complete(submitted.externalId!);
     fake.control.advanceClockDays(4);
     fake.control.advanceClockDays(3);
@@ -470,12 +463,8 @@ describe('job worker on a Cloudgene server', () => {
   });
 
   it('writes an event only for real transitions: ten polls while running add none', async () => {
-    const { fake, token } = await cloudgene({ progression: 'manual' });
-    const target = cloudgeneTarget(fake);
-    const job = await insertJob(target, await userFor(target, token));
-    const w = worker([target]);
-    await w.runOnce();
-    const submitted = await jobRow(job.id);
+    const { fake, target, job } = await cloudgeneJob({ progression: 'manual' });
+    const { w, submitted } = await submitOnce(target, job);
     fake.control.advance(submitted.externalId!);
     for (let i = 0; i < 10; i++) expect((await nextRound(w, job.id)).state).toBe('running');
 
@@ -526,10 +515,7 @@ describe('job worker on a Cloudgene server', () => {
 
 describe('job worker on a GA4GH WES server', () => {
   it('runs a job to completion, stores its outputs in file-manager and releases the input hold', async () => {
-    const fake = await wes();
-    const target = wesTarget(fake);
-    const user = await userFor(target, null);
-    const job = await insertJob(target, user);
+    const { fake, target, user, job } = await wesJob();
     await files.hold(user.input.id, job.id);
     const [row] = await drive(worker([target]), [job.id]);
 
@@ -557,10 +543,8 @@ describe('job worker on a GA4GH WES server', () => {
   });
 
   it('fails a job whose workflow failed with the server message', async () => {
-    const fake = await wes();
+    const { fake, target, job } = await wesJob();
     fake.control.queueOutcome({ state: 'EXECUTOR_ERROR', stderr: 'Error: chromosome 20 not found in panel' });
-    const target = wesTarget(fake);
-    const job = await insertJob(target, await userFor(target, null));
     const [row] = await drive(worker([target]), [job.id]);
     expect(row!.state).toBe('failed');
     expect(row!.errorCode).toBe('executor_error');
@@ -568,18 +552,11 @@ describe('job worker on a GA4GH WES server', () => {
   });
 
   it('keeps polling a cancelled run through CANCELING until the server says CANCELED', async () => {
-    const fake = await wes({ autoAdvance: 'manual' });
-    const target = wesTarget(fake);
-    const job = await insertJob(target, await userFor(target, null));
-    const w = worker([target]);
-    await w.runOnce();
-    const submitted = await jobRow(job.id);
+    const { fake, target, job } = await wesJob({ autoAdvance: 'manual' });
+    const { w, submitted } = await submitOnce(target, job);
     fake.control.advance(submitted.externalId!);
     fake.control.advance(submitted.externalId!);
-    await testDb.database.db
-      .update(jobs)
-      .set({ cancelRequestedAt: new Date(clock), nextPollAt: new Date(clock), updatedAt: new Date(clock) })
-      .where(eq(jobs.id, job.id));
+    await requestCancel(job.id);
 
     let row = await nextRound(w, job.id);
     expect(row.state).toBe('running');
@@ -596,9 +573,7 @@ describe('job worker on a GA4GH WES server', () => {
   });
 
   it('works jobs in its own loop after start() and finishes the step in flight on stop()', async () => {
-    const fake = await wes();
-    const target = wesTarget(fake);
-    const job = await insertJob(target, await userFor(target, null));
+    const { fake, target, job } = await wesJob();
     const w = worker([target], { now: Date.now, idleMs: 20, pollSchedule: createPollSchedule({ firstPollMs: 5, maxPollMs: 20, jitter: 0 }) });
     w.start();
     let row = await jobRow(job.id);
@@ -615,9 +590,7 @@ describe('job worker on a GA4GH WES server', () => {
   });
 
   it('cancels a job never submitted without calling the server', async () => {
-    const fake = await wes();
-    const target = wesTarget(fake);
-    const job = await insertJob(target, await userFor(target, null), { cancelRequestedAt: new Date(clock) });
+    const { fake, target, job } = await wesJob({}, { cancelRequestedAt: new Date(clock) });
     await worker([target]).runOnce();
     expect((await jobRow(job.id)).state).toBe('cancelled');
     expect(fake.control.requests).toHaveLength(0);

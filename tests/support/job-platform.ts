@@ -13,14 +13,11 @@ import { createSecretBox, type SecretBox } from '@shared/secret-box.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp as createFileManagerApp } from '../../services/file-manager/src/app.ts';
-import { createDownloadLinks } from '../../services/file-manager/src/download-links.ts';
-import { createLocalStorage } from '../../services/file-manager/src/storage.ts';
-import { vcfValidatorFor } from '../../services/file-manager/src/vcf-validation.ts';
 import { createApp as createJobProcessorApp } from '../../services/job-processor/src/app.ts';
 import { filesClient, registryClient, vaultClient, type FilesClient, type RegistryClient, type VaultClient } from '../../services/job-processor/src/platform-clients.ts';
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake } from '../fakes/cloudgene.ts';
 import { startWesFake, type WesFake } from '../fakes/wes.ts';
+import { buildFileManager, serveFileManager } from './file-manager.ts';
 import { json } from './json.ts';
 import { createRegistryHarness, type RegistryHarness } from './service-registry.ts';
 import { migrateAll } from './test-database.ts';
@@ -71,21 +68,10 @@ export async function createJobPlatform(): Promise<JobPlatform> {
 
   const storageDir = await mkdtemp(join(tmpdir(), 'fip-jobs-files-'));
   const kv = createMemoryKv();
-  const fileManager = createFileManagerApp({
-    logger,
-    readyTimeoutMs: 1000,
-    organization: { name: 'test', url: 'https://example.org' },
-    authenticator: testAuthenticator(kv),
-    database: users.testDb.database,
-    storage: createLocalStorage(storageDir),
-    storageDir,
-    limits: { maxBytes: 64 * 1024 * 1024, quotaBytes: 1024 * 1024 * 1024, retentionMs: { input: null, result: null } },
-    validatorFor: vcfValidatorFor,
-    links: createDownloadLinks(crypto.getRandomValues(new Uint8Array(32))),
-    publicApiUrl: 'http://127.0.0.1:1/api',
-  });
-  const fileServer = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: fileManager.fetch });
-  const fileManagerUrl = `http://127.0.0.1:${fileServer.port}`;
+  // One KV for file-manager's and job-processor's token checks, as in a deployment.
+  const fileManager = buildFileManager({ database: users.testDb.database, storageDir, authenticator: testAuthenticator(kv) });
+  const fileServer = serveFileManager(fileManager);
+  const fileManagerUrl = fileServer.url;
 
   // Toward the test-identity services, job-processor presents a test-identity service token; toward
   // user-service, a real one issued for its secret.
@@ -184,7 +170,7 @@ export async function createJobPlatform(): Promise<JobPlatform> {
     },
     async close() {
       await registryServer.stop(true);
-      await fileServer.stop(true);
+      await fileServer.stop();
       await userService.stop();
       await registry.close();
       await users.close();

@@ -1,15 +1,20 @@
 /**
  * HTTP plumbing shared by the protocol adapters: one request with an idle timeout (reset by upload
  * and download progress, so a multi-gigabyte transfer is not cut off while a silent server is),
- * network failures and timeouts turned into `AdapterError('transient')`, capped body reads, and the
- * server's own message pulled out of an error body of any shape.
+ * network failures and timeouts turned into `AdapterError('transient')`, capped body reads, the
+ * server's own message pulled out of an error body of any shape, and the HTTP status → AdapterError
+ * rules of API calls and downloads (each protocol passes in its wording and its own refusals).
  */
-import { AdapterError } from './adapter.ts';
+import type { JobTarget } from '../domain.ts';
+import { AdapterError, type ServerCredential } from './adapter.ts';
+import type { MultipartBody } from './multipart-body.ts';
 
 /** A JSON body larger than this is not a job document (a Cloudgene job list is a few hundred KB). */
 export const MAX_JSON_BYTES = 16 * 1024 * 1024;
 /** Error bodies are read only for the server's message. */
 const MAX_ERROR_BYTES = 8 * 1024;
+/** The hint on every fault the worker retries on its own. */
+const RETRY_HINT = 'The platform will try again.';
 
 export interface HttpDeps {
   fetch: typeof fetch;
@@ -103,7 +108,7 @@ export function transportError(err: unknown, spec: RequestSpec, watchdog: Watchd
     return new AdapterError('transient', `The ${deps.serverLabel} did not answer ${where} within ${deps.timeoutMs} ms.`, null, 'The server may be overloaded or down; the platform will try again.');
   }
   const detail = err instanceof Error ? err.message : String(err);
-  return new AdapterError('transient', `The ${deps.serverLabel} could not be reached (${where}): ${detail}`, null, 'The platform will try again.');
+  return new AdapterError('transient', `The ${deps.serverLabel} could not be reached (${where}): ${detail}`, null, RETRY_HINT);
 }
 
 /**
@@ -215,7 +220,7 @@ export async function readJson(response: Response, watchdog: Watchdog, spec: Req
   try {
     return JSON.parse(text);
   } catch {
-    throw new AdapterError('transient', `The ${deps.serverLabel} answered ${where} with a body that is not JSON: ${clip(text.trim(), 200)}`, response.status, 'The platform will try again.');
+    throw new AdapterError('transient', `The ${deps.serverLabel} answered ${where} with a body that is not JSON: ${clip(text.trim(), 200)}`, response.status, RETRY_HINT);
   }
 }
 
@@ -253,4 +258,127 @@ export function contentLengthOf(response: Response): number | null {
   const raw = response.headers.get('content-length');
   if (raw === null || !/^\d+$/.test(raw.trim())) return null;
   return Number(raw.trim());
+}
+
+// ---------------------------------------------------------------------------------------------
+// API calls and downloads: the status → AdapterError rules both protocols follow, with the wording
+// and the protocol's own answers (credential refusals, Cloudgene's busy 400) passed in.
+
+/** What a 404 means for a call: the job (run) is gone, or the server does not offer the path at all. */
+export type NotFound = 'gone' | 'rejected';
+
+/** How one protocol words the errors of its API calls. */
+export interface ApiErrorWording {
+  /** What a 404 on a job's own URL says the server no longer has (`this job`, `this run`). */
+  subject: string;
+  /** The hint for a 404 on a path the server should offer (a wrong base URL or app id). */
+  notOfferedHint: string;
+  /** The hint for a redirected API call (calls never follow redirects). */
+  redirectHint: string;
+  /** The hint for a 503 (Cloudgene's maintenance answer); other retryable answers get the generic one. */
+  unavailableHint?: string;
+  /** The protocol's own answers (credential refusals, a busy server), checked first; null falls through to the shared rules. */
+  refusal(status: number, text: string): AdapterError | null;
+}
+
+/** The AdapterError for a non-2xx API answer; `message` is the server's own ('' when it sent none). */
+export function apiError(deps: HttpDeps, wording: ApiErrorWording, status: number, message: string, notFound: NotFound, location: string | null): AdapterError {
+  const text = message || `HTTP ${status}`;
+  const own = wording.refusal(status, text);
+  if (own) return own;
+  if (status === 404) {
+    return notFound === 'gone'
+      ? new AdapterError('gone', `The ${deps.serverLabel} no longer has ${wording.subject}: ${text}`, status, null)
+      : new AdapterError('rejected', `The ${deps.serverLabel} does not offer this: ${text}`, status, wording.notOfferedHint);
+  }
+  if (status === 408 || status === 429 || status >= 500) {
+    const hint = status === 503 && wording.unavailableHint ? wording.unavailableHint : RETRY_HINT;
+    return new AdapterError('transient', `The ${deps.serverLabel} answered HTTP ${status}: ${text}`, status, hint);
+  }
+  if (status >= 300 && status < 400) {
+    return new AdapterError('rejected', `The ${deps.serverLabel} redirected the call${location ? ` to ${location}` : ''}.`, status, wording.redirectHint);
+  }
+  return new AdapterError('rejected', text, status, null);
+}
+
+export interface ApiCallOptions {
+  method?: string;
+  notFound: NotFound;
+  /** A streamed multipart body (a submission), sent with its content type and, when known, its length. */
+  form?: MultipartBody;
+  signal?: AbortSignal;
+}
+
+/** One JSON call to a server's API: `path` below the service's base URL, with the credential's headers. */
+export type ApiCall = (target: JobTarget, credential: ServerCredential, path: string, options: ApiCallOptions) => Promise<unknown>;
+
+/**
+ * Creates a protocol's API caller: `headers` turns a credential into the request headers (and throws
+ * an `auth` AdapterError for a credential the protocol cannot use), a non-2xx answer becomes the
+ * AdapterError `apiError` classifies under `wording`, and a 2xx body is read as JSON.
+ */
+export function jsonApi(deps: HttpDeps, headers: (credential: ServerCredential) => Record<string, string>, wording: ApiErrorWording): ApiCall {
+  return async (target, credential, path, options) => {
+    const { form } = options;
+    const requestHeaders = { ...headers(credential), ...(form ? { 'content-type': form.contentType } : {}) };
+    const spec: RequestSpec = { method: options.method ?? 'GET', url: joinUrl(target.service.baseUrl, path), headers: requestHeaders, body: form?.body, signal: options.signal };
+    const { response, watchdog } = await send(deps, spec, form?.contentLength);
+    if (response.status < 200 || response.status >= 300) {
+      const message = await readErrorMessage(response, watchdog);
+      throw apiError(deps, wording, response.status, message, options.notFound, response.headers.get('location'));
+    }
+    return readJson(response, watchdog, spec, deps);
+  };
+}
+
+export interface DownloadRequest {
+  url: string;
+  /** The result's name, for messages. */
+  name: string;
+  signal?: AbortSignal;
+  /** Headers for a URL: the first one and the one a redirect names (credentials only where they belong). */
+  headersFor(url: string): Record<string, string>;
+  /** The message for a redirect that names no location. */
+  noLocation: string;
+  /** The hint for a file the server no longer has (404, 410). */
+  goneHint: string;
+  /** The protocol's own refusals (credentials, a spent download counter), checked first; null falls through to the shared rules. */
+  refusal(status: number, text: string, redirected: boolean): AdapterError | null;
+}
+
+/**
+ * One GET of a result file, following at most one redirect (storage-backed servers answer with a
+ * presigned URL); the body is handed over still guarded by the watchdog. A refusal becomes the
+ * AdapterError the request's `refusal` or the shared rules give.
+ */
+export async function downloadFile(deps: HttpDeps, request: DownloadRequest): Promise<{ body: ReadableStream<Uint8Array>; sizeBytes: number | null }> {
+  const { url, name, signal } = request;
+  let spec: RequestSpec = { method: 'GET', url, headers: request.headersFor(url), signal };
+  let { response, watchdog } = await send(deps, spec);
+  let redirected = false;
+  if (response.status >= 300 && response.status < 400) {
+    const location = response.headers.get('location');
+    watchdog.stop();
+    await response.body?.cancel().catch(() => undefined);
+    if (!location) throw new AdapterError('rejected', request.noLocation, response.status);
+    const next = new URL(location, url).toString();
+    spec = { method: 'GET', url: next, headers: request.headersFor(next), signal };
+    ({ response, watchdog } = await send(deps, spec));
+    redirected = true;
+    if (response.status >= 300 && response.status < 400) {
+      watchdog.stop();
+      await response.body?.cancel().catch(() => undefined);
+      throw new AdapterError('rejected', `The download of ${name} redirected more than once.`, response.status);
+    }
+  }
+  if (response.status === 200 || response.status === 204) {
+    return { body: guardedBody(response, watchdog, spec, deps), sizeBytes: response.status === 204 ? 0 : contentLengthOf(response) };
+  }
+  const status = response.status;
+  const text = (await readErrorMessage(response, watchdog)) || `HTTP ${status}`;
+  const own = request.refusal(status, text, redirected);
+  if (own) throw own;
+  if (status === 404 || status === 410) throw new AdapterError('gone', `The server no longer has ${name}: ${text}`, status, request.goneHint);
+  if (status === 408 || status === 429 || status >= 500) throw new AdapterError('transient', `The server answered HTTP ${status} for ${name}: ${text}`, status, RETRY_HINT);
+  throw new AdapterError('rejected', `The server refused the download of ${name}: ${text}`, status, null);
 }

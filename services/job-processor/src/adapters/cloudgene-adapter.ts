@@ -6,18 +6,7 @@
  */
 import type { JobState, JobTarget, StepLine } from '../domain.ts';
 import { AdapterError, type ExternalStatus, type ProtocolAdapter, type ResultRef, type ServerCredential, type SubmitRequest } from './adapter.ts';
-import {
-  contentLengthOf,
-  guardedBody,
-  isRecord,
-  joinUrl,
-  readErrorMessage,
-  readJson,
-  send,
-  stripHtml,
-  type HttpDeps,
-  type RequestSpec,
-} from './adapter-http.ts';
+import { downloadFile, isRecord, joinUrl, jsonApi, stripHtml, type ApiErrorWording, type HttpDeps } from './adapter-http.ts';
 import { multipartBody, type MultipartPart } from './multipart-body.ts';
 
 export interface CloudgeneAdapterDeps {
@@ -40,7 +29,23 @@ const EXPECTED_STEPS = 4;
 const TOKEN_HINT =
   'Create a new API token on the imputation server (tokens expire after 30 days, and creating a new one invalidates the previous one) and save it in your service credentials.';
 
-type NotFound = 'gone' | 'rejected';
+/** Cloudgene's wording of API errors; 401, 403 and the busy 400 are its own. */
+const API_ERRORS: ApiErrorWording = {
+  subject: 'this job',
+  notOfferedHint: 'Check the service catalogue entry (base URL and app id).',
+  redirectHint: 'Check the base URL in the service catalogue (http vs https, moved host).',
+  unavailableHint: 'The server is in maintenance or overloaded; the platform will try again.',
+  refusal(status, text) {
+    if (status === 401) return new AdapterError('auth', `The Cloudgene server refused the API token: ${text}`, status, TOKEN_HINT);
+    if (status === 403) {
+      return new AdapterError('auth', `The Cloudgene server denied access: ${text}`, status, 'The token belongs to an account that may not see this job, or lacks the rights for this call.');
+    }
+    if (status === 400 && BUSY_MESSAGE.test(text)) {
+      return new AdapterError('busy', text, status, 'The server limits how many jobs one account may run at once; the job waits until one of them ends.');
+    }
+    return null;
+  },
+};
 
 interface CloudgeneMessage {
   message: string;
@@ -66,47 +71,7 @@ export function createCloudgeneAdapter(deps: CloudgeneAdapterDeps): ProtocolAdap
     return { 'x-auth-token': credential.token, 'user-agent': userAgent, accept: 'application/json' };
   }
 
-  /** The AdapterError for a non-2xx API answer. */
-  function apiError(status: number, message: string, notFound: NotFound, location: string | null): AdapterError {
-    const text = message || `HTTP ${status}`;
-    if (status === 401) return new AdapterError('auth', `The Cloudgene server refused the API token: ${text}`, status, TOKEN_HINT);
-    if (status === 403) {
-      return new AdapterError('auth', `The Cloudgene server denied access: ${text}`, status, 'The token belongs to an account that may not see this job, or lacks the rights for this call.');
-    }
-    if (status === 400 && BUSY_MESSAGE.test(text)) {
-      return new AdapterError('busy', text, status, 'The server limits how many jobs one account may run at once; the job waits until one of them ends.');
-    }
-    if (status === 404) {
-      return notFound === 'gone'
-        ? new AdapterError('gone', `The Cloudgene server no longer has this job: ${text}`, status, null)
-        : new AdapterError('rejected', `The Cloudgene server does not offer this: ${text}`, status, 'Check the service catalogue entry (base URL and app id).');
-    }
-    if (status === 408 || status === 429 || status >= 500) {
-      const hint = status === 503 ? 'The server is in maintenance or overloaded; the platform will try again.' : 'The platform will try again.';
-      return new AdapterError('transient', `The Cloudgene server answered HTTP ${status}: ${text}`, status, hint);
-    }
-    if (status >= 300 && status < 400) {
-      return new AdapterError('rejected', `The Cloudgene server redirected the call${location ? ` to ${location}` : ''}.`, status, 'Check the base URL in the service catalogue (http vs https, moved host).');
-    }
-    return new AdapterError('rejected', text, status, null);
-  }
-
-  async function callJson(
-    target: JobTarget,
-    credential: ServerCredential,
-    path: string,
-    options: { method?: string; notFound: NotFound; body?: ReadableStream<Uint8Array>; contentType?: string; contentLength?: number | null; signal?: AbortSignal },
-  ): Promise<unknown> {
-    const headers = apiHeaders(credential);
-    if (options.contentType) headers['content-type'] = options.contentType;
-    const spec: RequestSpec = { method: options.method ?? 'GET', url: joinUrl(target.service.baseUrl, path), headers, body: options.body, signal: options.signal };
-    const { response, watchdog } = await send(http, spec, options.contentLength);
-    if (response.status < 200 || response.status >= 300) {
-      const message = await readErrorMessage(response, watchdog);
-      throw apiError(response.status, message, options.notFound, response.headers.get('location'));
-    }
-    return readJson(response, watchdog, spec, http);
-  }
+  const callJson = jsonApi(http, apiHeaders, API_ERRORS);
 
   async function getJob(target: JobTarget, credential: ServerCredential, externalId: string, path: '' | '/status'): Promise<Record<string, unknown>> {
     const body = await callJson(target, credential, `/api/v2/jobs/${encodeURIComponent(externalId)}${path}`, { notFound: 'gone' });
@@ -147,14 +112,7 @@ export function createCloudgeneAdapter(deps: CloudgeneAdapterDeps): ProtocolAdap
         })),
       ];
       const form = multipartBody(parts);
-      const body = await callJson(target, request.credential, `/api/v2/jobs/submit/${encodeURIComponent(appId)}`, {
-        method: 'POST',
-        notFound: 'rejected',
-        body: form.body,
-        contentType: form.contentType,
-        contentLength: form.contentLength,
-        signal: request.signal,
-      });
+      const body = await callJson(target, request.credential, `/api/v2/jobs/submit/${encodeURIComponent(appId)}`, { method: 'POST', notFound: 'rejected', form, signal: request.signal });
       if (isRecord(body) && body.success !== false && typeof body.id === 'string' && body.id) return { externalId: body.id };
       const message = isRecord(body) && typeof body.message === 'string' ? body.message : 'the answer carries no job id';
       if (isRecord(body) && body.success === false) throw new AdapterError('rejected', message, 200, null);
@@ -225,30 +183,17 @@ export function createCloudgeneAdapter(deps: CloudgeneAdapterDeps): ProtocolAdap
       const url = hash ? shareUrl(target.service.baseUrl, hash, fileName) : typeof ref.source.downloadUrl === 'string' ? ref.source.downloadUrl : null;
       if (!url) throw new AdapterError('rejected', `The result ${ref.name} has no Cloudgene file hash.`);
       // The hash is the capability: no token goes with a download (imputationbot sends none either).
+      // S3-backed instances answer 302 to a presigned URL: followed once, still without credentials.
       const headers = { 'user-agent': userAgent };
-      let spec: RequestSpec = { method: 'GET', url, headers, signal };
-      let { response, watchdog } = await send(http, spec);
-      let redirected = false;
-      if (response.status >= 300 && response.status < 400) {
-        // S3-backed instances answer 302 to a presigned URL: followed once, still without credentials.
-        const location = response.headers.get('location');
-        watchdog.stop();
-        await response.body?.cancel().catch(() => undefined);
-        if (!location) throw new AdapterError('rejected', `The Cloudgene server redirected the download of ${ref.name} without a location.`, response.status);
-        spec = { method: 'GET', url: new URL(location, url).toString(), headers, signal };
-        ({ response, watchdog } = await send(http, spec));
-        redirected = true;
-        if (response.status >= 300 && response.status < 400) {
-          watchdog.stop();
-          await response.body?.cancel().catch(() => undefined);
-          throw new AdapterError('rejected', `The download of ${ref.name} redirected more than once.`, response.status);
-        }
-      }
-      if (response.status === 200 || response.status === 204) {
-        return { body: guardedBody(response, watchdog, spec, http), sizeBytes: response.status === 204 ? 0 : contentLengthOf(response) };
-      }
-      const message = await readErrorMessage(response, watchdog);
-      throw downloadError(response.status, message, ref.name, redirected);
+      return downloadFile(http, {
+        url,
+        name: ref.name,
+        signal,
+        headersFor: () => headers,
+        noLocation: `The Cloudgene server redirected the download of ${ref.name} without a location.`,
+        goneHint: 'The results may have been deleted; run the job again.',
+        refusal: (status, text, redirected) => downloadRefusal(status, text, ref.name, redirected),
+      });
     },
   };
 }
@@ -258,8 +203,8 @@ function shareUrl(baseUrl: string, hash: string, name: string): string {
   return joinUrl(baseUrl, `/share/results/${encodeURIComponent(hash)}/${name.split('/').map(encodeURIComponent).join('/')}`);
 }
 
-function downloadError(status: number, message: string, name: string, redirected: boolean): AdapterError {
-  const text = message || `HTTP ${status}`;
+/** Cloudgene's own download refusals: a spent download counter, an expired storage link, a refused token. */
+function downloadRefusal(status: number, text: string, name: string, redirected: boolean): AdapterError | null {
   if (status === 400 && DOWNLOADS_EXHAUSTED.test(text)) {
     return new AdapterError(
       'gone',
@@ -268,12 +213,10 @@ function downloadError(status: number, message: string, name: string, redirected
       'Ask the server administrators to reset the download counter, or run the job again.',
     );
   }
-  if (status === 404 || status === 410) return new AdapterError('gone', `The server no longer has ${name}: ${text}`, status, 'The results may have been deleted; run the job again.');
   // A presigned storage URL that is refused has usually expired; asking Cloudgene again mints a new one.
   if (redirected && status === 403) return new AdapterError('transient', `The storage link for ${name} was refused: ${text}`, status, 'The platform will try again.');
-  if (status === 408 || status === 429 || status >= 500) return new AdapterError('transient', `The server answered HTTP ${status} for ${name}: ${text}`, status, 'The platform will try again.');
   if (status === 401 || status === 403) return new AdapterError('auth', `The server refused the download of ${name}: ${text}`, status, null);
-  return new AdapterError('rejected', `The server refused the download of ${name}: ${text}`, status, null);
+  return null;
 }
 
 /** MIME type of an input by its extension (the original sent `application/gzip` for everything). */

@@ -7,14 +7,13 @@
 import type { JobState, JobTarget, StepLine } from '../domain.ts';
 import { AdapterError, type ExternalStatus, type ProtocolAdapter, type ResultRef, type ServerCredential, type SubmitRequest } from './adapter.ts';
 import {
-  contentLengthOf,
-  guardedBody,
+  downloadFile,
   isRecord,
-  joinUrl,
+  jsonApi,
   readCapped,
   readErrorMessage,
-  readJson,
   send,
+  type ApiErrorWording,
   type HttpDeps,
   type RequestSpec,
 } from './adapter-http.ts';
@@ -38,9 +37,15 @@ const PAGE_SIZE = 100;
 const TASK_PAGES = 5;
 const STDERR_TAIL_CHARS = 2000;
 
-type NotFound = 'gone' | 'rejected';
-
 const TOKEN_HINT = 'Check the access token saved for this WES service in your service credentials; it may have expired.';
+
+/** WES wording of API errors; any 401 or 403 is a refused credential. */
+const API_ERRORS: ApiErrorWording = {
+  subject: 'this run',
+  notOfferedHint: 'Check the base URL in the service catalogue (it ends in /ga4gh/wes/v1).',
+  redirectHint: 'Check the base URL in the service catalogue.',
+  refusal: (status, text) => (status === 401 || status === 403 ? new AdapterError('auth', `The WES server refused the credential: ${text}`, status, TOKEN_HINT) : null),
+};
 
 /** Creates the WES adapter for one configured imputation workflow. */
 export function createWesAdapter(deps: WesAdapterDeps): ProtocolAdapter {
@@ -59,37 +64,7 @@ export function createWesAdapter(deps: WesAdapterDeps): ProtocolAdapter {
     }
   }
 
-  function apiError(status: number, message: string, notFound: NotFound, location: string | null): AdapterError {
-    const text = message || `HTTP ${status}`;
-    if (status === 401 || status === 403) return new AdapterError('auth', `The WES server refused the credential: ${text}`, status, TOKEN_HINT);
-    if (status === 404) {
-      return notFound === 'gone'
-        ? new AdapterError('gone', `The WES server no longer has this run: ${text}`, status, null)
-        : new AdapterError('rejected', `The WES server does not offer this: ${text}`, status, 'Check the base URL in the service catalogue (it ends in /ga4gh/wes/v1).');
-    }
-    if (status === 408 || status === 429 || status >= 500) return new AdapterError('transient', `The WES server answered HTTP ${status}: ${text}`, status, 'The platform will try again.');
-    if (status >= 300 && status < 400) {
-      return new AdapterError('rejected', `The WES server redirected the call${location ? ` to ${location}` : ''}.`, status, 'Check the base URL in the service catalogue.');
-    }
-    return new AdapterError('rejected', text, status, null);
-  }
-
-  async function callJson(
-    target: JobTarget,
-    credential: ServerCredential,
-    path: string,
-    options: { method?: string; notFound: NotFound; body?: ReadableStream<Uint8Array>; contentType?: string; contentLength?: number | null; signal?: AbortSignal },
-  ): Promise<unknown> {
-    const headers: Record<string, string> = { accept: 'application/json', ...authHeaders(credential) };
-    if (options.contentType) headers['content-type'] = options.contentType;
-    const spec: RequestSpec = { method: options.method ?? 'GET', url: joinUrl(target.service.baseUrl, path), headers, body: options.body, signal: options.signal };
-    const { response, watchdog } = await send(http, spec, options.contentLength);
-    if (response.status < 200 || response.status >= 300) {
-      const message = await readErrorMessage(response, watchdog);
-      throw apiError(response.status, message, options.notFound, response.headers.get('location'));
-    }
-    return readJson(response, watchdog, spec, http);
-  }
+  const callJson = jsonApi(http, (credential) => ({ accept: 'application/json', ...authHeaders(credential) }), API_ERRORS);
 
   async function runLog(target: JobTarget, credential: ServerCredential, runId: string): Promise<Record<string, unknown>> {
     const body = await callJson(target, credential, `/runs/${encodeURIComponent(runId)}`, { notFound: 'gone' });
@@ -173,14 +148,7 @@ export function createWesAdapter(deps: WesAdapterDeps): ProtocolAdapter {
         { name: 'workflow_params', value: JSON.stringify(params) },
         { name: 'tags', value: JSON.stringify({ [WES_JOB_TAG]: request.externalName }) },
       ]);
-      const body = await callJson(target, request.credential, '/runs', {
-        method: 'POST',
-        notFound: 'rejected',
-        body: form.body,
-        contentType: form.contentType,
-        contentLength: form.contentLength,
-        signal: request.signal,
-      });
+      const body = await callJson(target, request.credential, '/runs', { method: 'POST', notFound: 'rejected', form, signal: request.signal });
       if (isRecord(body) && typeof body.run_id === 'string' && body.run_id) return { externalId: body.run_id };
       throw new AdapterError('transient', "The WES server's answer to the submission carries no run_id.", 200, 'The platform looks the run up by its tag before submitting again.');
     },
@@ -297,35 +265,20 @@ export function createWesAdapter(deps: WesAdapterDeps): ProtocolAdapter {
       }
       // The token only goes back to the server it belongs to, never to a storage host named in an output.
       const own = sameOrigin(url, target.service.baseUrl);
-      let spec: RequestSpec = { method: 'GET', url, headers: own ? authHeaders(credential) : {}, signal };
-      let { response, watchdog } = await send(http, spec);
-      let redirected = false;
-      if (response.status >= 300 && response.status < 400) {
-        const location = response.headers.get('location');
-        watchdog.stop();
-        await response.body?.cancel().catch(() => undefined);
-        if (!location) throw new AdapterError('rejected', `The download of ${ref.name} was redirected without a location.`, response.status);
-        const next = new URL(location, url).toString();
-        spec = { method: 'GET', url: next, headers: own && sameOrigin(next, target.service.baseUrl) ? authHeaders(credential) : {}, signal };
-        ({ response, watchdog } = await send(http, spec));
-        redirected = true;
-        if (response.status >= 300 && response.status < 400) {
-          watchdog.stop();
-          await response.body?.cancel().catch(() => undefined);
-          throw new AdapterError('rejected', `The download of ${ref.name} redirected more than once.`, response.status);
-        }
-      }
-      if (response.status === 200 || response.status === 204) {
-        return { body: guardedBody(response, watchdog, spec, http), sizeBytes: response.status === 204 ? 0 : contentLengthOf(response) };
-      }
-      const message = (await readErrorMessage(response, watchdog)) || `HTTP ${response.status}`;
-      const status = response.status;
-      if (status === 404 || status === 410) throw new AdapterError('gone', `The server no longer has ${ref.name}: ${message}`, status, 'The outputs may have been deleted; run the job again.');
-      if (status === 408 || status === 429 || status >= 500) throw new AdapterError('transient', `The server answered HTTP ${status} for ${ref.name}: ${message}`, status, 'The platform will try again.');
-      if ((status === 401 || status === 403) && own && !redirected) throw new AdapterError('auth', `The WES server refused the download of ${ref.name}: ${message}`, status, TOKEN_HINT);
-      // A storage host (or a presigned link) that refuses is most often an expired link; the RunLog gives a fresh one.
-      if (status === 401 || status === 403) throw new AdapterError('transient', `The storage host refused the download of ${ref.name}: ${message}`, status, 'The platform will try again.');
-      throw new AdapterError('rejected', `The server refused the download of ${ref.name}: ${message}`, status, null);
+      return downloadFile(http, {
+        url,
+        name: ref.name,
+        signal,
+        headersFor: (next) => (own && sameOrigin(next, target.service.baseUrl) ? authHeaders(credential) : {}),
+        noLocation: `The download of ${ref.name} was redirected without a location.`,
+        goneHint: 'The outputs may have been deleted; run the job again.',
+        refusal(status, text, redirected) {
+          if (status !== 401 && status !== 403) return null;
+          if (own && !redirected) return new AdapterError('auth', `The WES server refused the download of ${ref.name}: ${text}`, status, TOKEN_HINT);
+          // A storage host (or a presigned link) that refuses is most often an expired link; the RunLog gives a fresh one.
+          return new AdapterError('transient', `The storage host refused the download of ${ref.name}: ${text}`, status, 'The platform will try again.');
+        },
+      });
     },
   };
 }
