@@ -9,13 +9,16 @@ import { httpEventSink } from '@shared/event-sink.ts';
 import { createHttpClient } from '@shared/http-client.ts';
 import { createMemoryKv } from '@shared/kv-memory.ts';
 import { createLogger } from '@shared/log.ts';
+import { outboundPolicy } from '@shared/outbound.ts';
 import { outboxRow } from '@shared/outbox.ts';
+import { createSecretBox } from '@shared/secret-box.ts';
 import { createOutboxRelay } from '@shared/outbox-relay.ts';
-import { events } from '@db/schema/notify.ts';
+import { events, notifications } from '@db/schema/notify.ts';
 import { outbox } from '@db/schema/registry.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { eq } from 'drizzle-orm';
 import { createApp } from '../../services/notification/src/app.ts';
+import { createWebhookSender } from '../../services/notification/src/webhook-sender.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
 import { serviceTokenFor, testAuthenticator, tokenFor } from '../support/test-identity.ts';
@@ -23,19 +26,27 @@ import { serviceTokenFor, testAuthenticator, tokenFor } from '../support/test-id
 let testDb: TestDatabase;
 let app: ServiceApp;
 let registryToken: string;
+const admin = { id: crypto.randomUUID(), email: 'admin@example.org', displayName: 'Ada Admin' };
 
 beforeAll(async () => {
   testDb = await createTestDatabase();
   await migrateAll(testDb.database);
   await testDb.database.db.delete(outbox);
   const kv = createMemoryKv();
+  const logger = createLogger({ level: 'silent' });
+  const box = await createSecretBox([{ id: 'test', key: crypto.getRandomValues(new Uint8Array(32)) }]);
+  const targets = { outbound: outboundPolicy(false) };
   app = createApp({
-    logger: createLogger({ level: 'silent' }),
+    logger,
     readyTimeoutMs: 1000,
     organization: { name: 'test', url: 'https://example.org' },
     authenticator: testAuthenticator(kv),
     database: testDb.database,
     kv,
+    // service.health_changed goes to admins: one admin here, so each event makes one in-app notification.
+    users: { user: async () => null, admins: async () => [admin] },
+    publicUrl: 'https://imputation.example.org',
+    webhooks: { box, sender: createWebhookSender({ db: testDb.database.db, box, logger, ...targets }), ...targets },
   });
   registryToken = await serviceTokenFor('service-registry');
 }, 60_000);
@@ -82,6 +93,10 @@ describe('POST /internal/events', () => {
     expect(again.status).toBe(202);
     expect(await json(again)).toEqual({ id: event.id, duplicate: true });
     expect(await storedEvents(event.id)).toHaveLength(1);
+    // ...and the duplicate produced no second notification.
+    const made = await testDb.database.db.select().from(notifications).where(eq(notifications.eventId, event.id));
+    expect(made.map((n) => n.userId)).toEqual([admin.id]);
+    expect(made[0]!.title).toBe('michigan is unreachable');
   });
 
   it('refuses a user token with 403 and stores nothing', async () => {

@@ -31,7 +31,7 @@ describe('migrate', () => {
     expect(await tablesIn('registry')).toEqual(['health_checks', 'outbox', 'panels', 'service_health', 'services']);
     expect(await tablesIn('jobs')).toEqual(['job_history', 'job_results', 'jobs', 'outbox']);
     expect(await tablesIn('files')).toEqual(['file_holds', 'stored_files']);
-    expect(await tablesIn('notify')).toEqual(['events', 'notifications']);
+    expect(await tablesIn('notify')).toEqual(['email_outbox', 'events', 'notifications', 'preferences', 'webhook_deliveries', 'webhooks']);
     expect(await tablesIn('monitor')).toEqual(['probes']);
   });
 

@@ -11,6 +11,7 @@ import { meRoutes } from './routes/me.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { credentialRoutes } from './routes/credentials.ts';
 import { internalCredentialRoutes } from './routes/internal-credentials.ts';
+import { internalDirectoryRoutes } from './routes/internal-directory.ts';
 
 export interface UserServiceDeps extends KitDeps {
   database: Database;
@@ -42,5 +43,6 @@ export function createApp(deps: UserServiceDeps): { app: ServiceApp; domain: Use
   app.route('/', adminRoutes(domain));
   app.route('/', internalRoutes(domain));
   app.route('/', internalCredentialRoutes(domain));
+  app.route('/', internalDirectoryRoutes({ db: deps.database.db }));
   return { app, domain };
 }

@@ -1,16 +1,16 @@
 /**
  * Event intake (DESIGN §5 "Events"): producers' outbox relays post envelopes here at least once; each
- * event is stored once, keyed by its id, so a redelivery is acknowledged without a second row.
+ * event is stored once, keyed by its id, and fanned out to inboxes, emails and webhooks in the same
+ * transaction, so a redelivery is acknowledged without a second row or a second message.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { requireRole } from '@shared/auth.ts';
-import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { EventEnvelopeSchema } from '@shared/schemas/events.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
-import { events } from '@db/schema/notify.ts';
+import { fanOut, type FanOutDeps, type FanOutResult } from '../fan-out.ts';
 import { bodyLimit } from 'hono/body-limit';
 
 /** Envelopes carry ids and small summaries, never genomic data; anything near this is a bug upstream. */
@@ -38,7 +38,12 @@ const receive = createRoute({
   },
 });
 
-export function internalEventRoutes(deps: { db: Db }) {
+export interface EventIntakeDeps extends FanOutDeps {
+  /** Called with what one event produced, after it is committed (live stream, send-queue wake-ups). */
+  delivered?: (result: FanOutResult) => void | Promise<void>;
+}
+
+export function internalEventRoutes(deps: EventIntakeDeps) {
   const app = new OpenAPIHono<AppEnv>();
 
   app.openapi(receive, async (c) => {
@@ -48,12 +53,9 @@ export function internalEventRoutes(deps: { db: Db }) {
     if (envelope.source !== caller) {
       throw new HttpProblem(403, 'source_mismatch', `The event's source "${envelope.source}" is not the calling service (${caller}).`);
     }
-    const inserted = await deps.db
-      .insert(events)
-      .values({ id: envelope.id, type: envelope.type, source: envelope.source, payload: envelope })
-      .onConflictDoNothing({ target: events.id })
-      .returning({ id: events.id });
-    return c.json({ id: envelope.id, duplicate: inserted.length === 0 }, 202);
+    const result = await fanOut(deps, envelope);
+    if (!result.duplicate) await deps.delivered?.(result);
+    return c.json({ id: envelope.id, duplicate: result.duplicate }, 202);
   });
 
   return app;
