@@ -28,3 +28,23 @@ export function httpEventSink(deps: HttpEventSinkDeps): (event: EventEnvelope) =
     });
   };
 }
+
+/**
+ * Delivers each envelope to every consumer. One failing consumer fails the attempt, so the relay
+ * retries it for all of them; consumers deduplicate by event id, so the others see a repeat, never a loss.
+ */
+export function eachSink(...sinks: ((event: EventEnvelope) => Promise<void>)[]): (event: EventEnvelope) => Promise<void> {
+  return async (event) => {
+    const outcomes = await Promise.allSettled(sinks.map((deliver) => deliver(event)));
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+}
+
+/** The consumers of a producer's events: notification (users) and monitoring (alerts), both over HTTP. */
+export function platformEventSinks(deps: { notificationUrl: string; monitoringUrl: string; credential: ServiceCredential; createClient: (service: string, baseUrl: string) => HttpClient }) {
+  return eachSink(
+    httpEventSink({ client: deps.createClient('notification', deps.notificationUrl), credential: deps.credential }),
+    httpEventSink({ client: deps.createClient('monitoring', deps.monitoringUrl), credential: deps.credential }),
+  );
+}

@@ -1,8 +1,12 @@
-/** user-service tables: accounts, refresh and API tokens, signing keys, audit log, credential vault. */
+/** user-service tables: accounts, refresh and API tokens, signing keys, audit log, credential vault, outbox. */
 import { sql } from 'drizzle-orm';
 import { boolean, index, jsonb, pgSchema, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { outboxTable } from './outbox.ts';
 
 export const usersSchema = pgSchema('users');
+
+/** Events user-service announces (credential.expiring), relayed to notification. */
+export const outbox = outboxTable(usersSchema);
 
 export const accounts = usersSchema.table('accounts', {
   id: uuid('id').primaryKey(),
@@ -118,6 +122,11 @@ export const credentials = usersSchema.table(
     verifiedAt: timestamp('verified_at', { withTimezone: true }),
     verificationOk: boolean('verification_ok'),
     verificationMessage: text('verification_message'),
+    /**
+     * The `expires_at` a credential.expiring event was last emitted for. Keyed by the expiry rather
+     * than a flag so a renewed token (new expiry) is announced again when it in turn nears its end.
+     */
+    expiryNotifiedFor: timestamp('expiry_notified_for', { withTimezone: true }),
   },
   (t) => [unique('credentials_user_service').on(t.userId, t.serviceId)],
 );

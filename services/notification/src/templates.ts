@@ -28,12 +28,12 @@ function message(event: EventEnvelope): Message {
       return { title: `Job ${job} accepted`, body: 'It is queued for submission.', link: jobLink };
     case 'job.status_changed':
       return { title: `Job ${job} is ${str(d.state, 'updated')}`, body: str(d.message, `It moved from ${str(d.previous, '?')} to ${str(d.state, '?')}.`), link: jobLink };
-    case 'credential.expiring':
-      return {
-        title: `Your token for ${str(d.serviceName, str(d.serviceId, 'a server'))} expires soon`,
-        body: `It expires ${str(d.expiresAt, 'soon')}. Store a new one in Settings so your jobs keep running.`,
-        link: '/settings/credentials',
-      };
+    case 'credential.expiring': {
+      const server = str(d.serviceName, str(d.serviceId, 'a server'));
+      return d.expired === true
+        ? { title: `Your token for ${server} has expired`, body: `It expired ${str(d.expiresAt, 'already')}. Store a new one in Settings so your jobs can run.`, link: '/settings/credentials' }
+        : { title: `Your token for ${server} expires soon`, body: `It expires ${str(d.expiresAt, 'soon')}. Store a new one in Settings so your jobs keep running.`, link: '/settings/credentials' };
+    }
     case 'service.health_changed':
       return {
         title: `${str(d.name, str(d.slug, 'A service'))} is ${str(d.current, 'changed')}`,

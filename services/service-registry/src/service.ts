@@ -3,7 +3,7 @@ import { z } from '@hono/zod-openapi';
 import { outbox } from '@db/schema/registry.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { externalCallsEnv, platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
-import { httpEventSink } from '@shared/event-sink.ts';
+import { platformEventSinks } from '@shared/event-sink.ts';
 import { createHttpClient } from '@shared/http-client.ts';
 import { outboundPolicy } from '@shared/outbound.ts';
 import { createOutboxRelay } from '@shared/outbox-relay.ts';
@@ -45,9 +45,11 @@ export const definition = defineService({
       db,
       table: outbox,
       logger: infra.logger.child({ worker: 'outbox-relay' }),
-      deliver: httpEventSink({
-        client: createHttpClient({ service: 'notification', baseUrl: env.NOTIFICATION_URL, timeoutMs: 5_000 }),
+      deliver: platformEventSinks({
+        notificationUrl: env.NOTIFICATION_URL,
+        monitoringUrl: env.MONITORING_URL,
         credential: auth.credential,
+        createClient: (service, baseUrl) => createHttpClient({ service, baseUrl, timeoutMs: 5_000 }),
       }),
     });
     const prober = createHealthProber({

@@ -1,17 +1,36 @@
 /** How the runners start user-service: port 8001, Postgres schema `users`. */
 import { z } from '@hono/zod-openapi';
+import { outbox } from '@db/schema/users.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
-import { serviceEnvSchema } from '@shared/config.ts';
+import { createServiceCredential, type ServiceCredential } from '@shared/auth.ts';
+import { platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
+import { httpEventSink } from '@shared/event-sink.ts';
+import { createHttpClient } from '@shared/http-client.ts';
+import { createOutboxRelay } from '@shared/outbox-relay.ts';
 import { configuredKeys, createSecretBox } from '@shared/secret-box.ts';
 import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
+import { createCredentialExpiryNotifier } from './credential-expiry.ts';
+import type { TokenIssuer } from './token-issuer.ts';
 
 /** Services that may ask for a service token, each with its own secret in `SERVICE_SECRET_<NAME>`. */
 export const CLIENT_SERVICES = ['api-gateway', 'service-registry', 'job-processor', 'file-manager', 'notification', 'monitoring'] as const;
 
 export function secretVariable(service: string): string {
   return `SERVICE_SECRET_${service.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * user-service's own credential for calls to other services (its outbox relay). It is the issuer, so
+ * it signs a service token for itself with its current signing key rather than asking itself over
+ * HTTP with a secret; consumers verify it against the same JWKS as every other service token.
+ */
+export function selfServiceCredential(tokens: TokenIssuer, now: () => number = Date.now): ServiceCredential {
+  return createServiceCredential(async () => {
+    const issued = await tokens.serviceToken('user-service');
+    return { token: issued.token, expiresAt: now() + issued.expiresIn * 1000 };
+  }, now);
 }
 
 export const definition = defineService({
@@ -32,6 +51,11 @@ export const definition = defineService({
     ADMIN_USERNAME: z.string().optional(),
     ADMIN_EMAIL: z.email().optional(),
     ADMIN_PASSWORD: z.string().optional(),
+    /** Where credential.expiring events go. */
+    NOTIFICATION_URL: platformUrlsEnv.NOTIFICATION_URL,
+    /** A stored credential's owner is told this many days before its token expires. */
+    CREDENTIAL_EXPIRY_NOTICE_DAYS: z.coerce.number().min(0).max(90).default(7),
+    CREDENTIAL_EXPIRY_CHECK_MINUTES: z.coerce.number().min(1).max(1440).default(60),
   }),
   build: async (env, infra) => {
     const keys = await configuredKeys(env.ENCRYPTION_KEYS, join(env.DATA_DIR, 'secrets', 'encryption.key'));
@@ -70,6 +94,33 @@ export const definition = defineService({
       });
       if (created) infra.logger.info('first admin created', { username: created.username });
     }
-    return { app };
+    const relay = createOutboxRelay({
+      db: infra.database.db,
+      table: outbox,
+      logger: infra.logger.child({ worker: 'outbox-relay' }),
+      deliver: httpEventSink({
+        client: createHttpClient({ service: 'notification', baseUrl: env.NOTIFICATION_URL, timeoutMs: 5_000 }),
+        credential: selfServiceCredential(domain.tokens),
+      }),
+    });
+    const expiry = createCredentialExpiryNotifier({
+      db: infra.database.db,
+      logger: infra.logger.child({ worker: 'credential-expiry' }),
+      noticeMs: env.CREDENTIAL_EXPIRY_NOTICE_DAYS * 86_400_000,
+      intervalMs: env.CREDENTIAL_EXPIRY_CHECK_MINUTES * 60_000,
+      onNotified: () => relay.wake(),
+    });
+    return {
+      app,
+      start: async () => {
+        relay.start();
+        expiry.start();
+      },
+      stop: async () => {
+        // The notifier first: its last round may still write events for the relay.
+        await expiry.stop();
+        await relay.stop();
+      },
+    };
   },
 });
