@@ -27,12 +27,12 @@ describe('migrate', () => {
       const again = await migrate(testDb.database, { schema, migrationsDir: MIGRATIONS_DIR });
       expect(again.applied).toBe(0);
     }
-    expect(await tablesIn('users')).toEqual(['accounts', 'api_tokens', 'audit_log', 'credentials', 'refresh_tokens', 'signing_keys']);
+    expect(await tablesIn('users')).toEqual(['accounts', 'api_tokens', 'audit_log', 'credentials', 'outbox', 'refresh_tokens', 'signing_keys']);
     expect(await tablesIn('registry')).toEqual(['health_checks', 'outbox', 'panels', 'service_health', 'services']);
     expect(await tablesIn('jobs')).toEqual(['job_history', 'job_results', 'jobs', 'outbox']);
     expect(await tablesIn('files')).toEqual(['file_holds', 'stored_files']);
     expect(await tablesIn('notify')).toEqual(['email_outbox', 'events', 'notifications', 'preferences', 'webhook_deliveries', 'webhooks']);
-    expect(await tablesIn('monitor')).toEqual(['probes']);
+    expect(await tablesIn('monitor')).toEqual(['alerts', 'host_samples', 'outbox', 'probes', 'received_events']);
   });
 
   it('round-trips text[] and timestamptz columns through drizzle (no type catalogue fetched)', async () => {
