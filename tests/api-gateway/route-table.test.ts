@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'bun:test';
-import { resolveRoute } from '../../services/api-gateway/src/route-table.ts';
+import { publicPathFor, resolveRoute, ROUTES, UPSTREAM_NAMES } from '../../services/api-gateway/src/route-table.ts';
 
 describe('resolveRoute', () => {
   it.each([
@@ -64,5 +64,38 @@ describe('resolveRoute', () => {
     expect(resolveRoute('/')).toBeNull();
     expect(resolveRoute('/jobs/1')).toBeNull();
     expect(resolveRoute('/apijobs')).toBeNull();
+  });
+});
+
+describe('publicPathFor', () => {
+  it.each([
+    ['user-service', '/auth/login', '/api/auth/login'],
+    ['user-service', '/users/me/api-tokens/{id}', '/api/users/me/api-tokens/{id}'],
+    ['service-registry', '/ga4gh/registry/v1/services', '/api/ga4gh/registry/v1/services'],
+    ['job-processor', '/jobs/{id}/cancel', '/api/jobs/{id}/cancel'],
+    ['file-manager', '/files/{id}/content', '/api/files/{id}/content'],
+    ['monitoring', '/health/overall', '/api/monitoring/health/overall'],
+    ['monitoring', '/alerts', '/api/monitoring/alerts'],
+    ['monitoring', '/', '/api/monitoring'],
+    // Reachable both ways; the plain /api removal is the documented one.
+    ['monitoring', '/dashboard/stats', '/api/dashboard/stats'],
+  ])('maps %s %s to %s', (service, path, expected) => {
+    expect(publicPathFor(service as never, path)).toBe(expected);
+  });
+
+  it('answers null for paths the gateway does not route to that service', () => {
+    expect(publicPathFor('user-service', '/.well-known/jwks.json')).toBeNull();
+    expect(publicPathFor('user-service', '/jobs')).toBeNull();
+    expect(publicPathFor('job-processor', '/jobsx')).toBeNull();
+    expect(publicPathFor('notification', '/internal/events')).toBeNull();
+  });
+
+  it('is the inverse of resolveRoute for every rule', () => {
+    for (const rule of ROUTES) {
+      const resolved = resolveRoute(`${rule.prefix}/x/{id}`)!;
+      const back = publicPathFor(resolved.service, resolved.path)!;
+      expect(resolveRoute(back)).toEqual(resolved);
+    }
+    expect(UPSTREAM_NAMES.every((name) => ROUTES.some((rule) => rule.service === name))).toBe(true);
   });
 });

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ServerCredential } from '../../services/job-processor/src/adapters/adapter.ts';
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
-import { createCircuitBreaker } from '../../services/job-processor/src/circuit-breaker.ts';
+import { createCircuitBreaker } from '@shared/circuit-breaker.ts';
 import { TERMINAL_STATES, type JobRequest, type JobRow, type JobTarget } from '../../services/job-processor/src/domain.ts';
 import { passwordAad } from '../../services/job-processor/src/job-store.ts';
 import { createJobWorker, externalNameFor, type JobWorkerDeps } from '../../services/job-processor/src/job-worker.ts';

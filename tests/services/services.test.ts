@@ -46,7 +46,7 @@ async function buildApp(definition: ServiceDefinition, database: Database) {
 beforeAll(async () => {
   testDb = await createTestDatabase();
   dataDir = await mkdtemp(join(tmpdir(), 'fip-services-'));
-});
+}, 60_000);
 
 afterAll(async () => {
   await testDb.drop();
@@ -138,8 +138,24 @@ describe('api-gateway over the six running services', () => {
       upstreamEnv[envKey[definition.name]!] = service.url;
     }
     const gatewayDefinition = SERVICES.find((d) => d.name === 'api-gateway')!;
-    gateway = await startService(gatewayDefinition, { env: envFor(gatewayDefinition, { ...upstreamEnv, HEALTH_TIMEOUT_MS: '500' }), kv, logger });
-  });
+    // The gateway verifies tokens itself, so it needs its own secret for API-token introspection.
+    gateway = await startService(gatewayDefinition, {
+      env: envFor(gatewayDefinition, { ...upstreamEnv, HEALTH_TIMEOUT_MS: '500', SERVICE_SECRET: secrets.get('api-gateway')! }),
+      kv,
+      logger,
+    });
+  }, 60_000);
+
+  /** Registers and signs in a user through the gateway; resolves to an access token. */
+  async function signIn(username: string): Promise<string> {
+    const post = (path: string, body: unknown) =>
+      fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const password = 'Edge-Checked-Passphrase-8';
+    expect((await post('/api/auth/register', { username, email: `${username}@example.org`, password, firstName: 'G', lastName: 'W' })).status).toBe(201);
+    const login = await post('/api/auth/login', { login: username, password });
+    expect(login.status).toBe(200);
+    return (await json(login)).accessToken;
+  }
 
   afterAll(async () => {
     await Promise.all([gateway, ...running].map((s) => s?.stop(100)));
@@ -163,7 +179,9 @@ describe('api-gateway over the six running services', () => {
   });
 
   it('routes /api/monitoring/* to monitoring with the prefix removed', async () => {
-    const res = await fetch(`${gateway.url}/api/monitoring/health`, { headers: { 'x-request-id': 'gw-test-1' } });
+    const token = await signIn('monitor-reader');
+    expect((await fetch(`${gateway.url}/api/monitoring/health`)).status).toBe(401);
+    const res = await fetch(`${gateway.url}/api/monitoring/health`, { headers: { 'x-request-id': 'gw-test-1', authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({ status: 'healthy', service: 'monitoring' });
     expect(res.headers.get('x-request-id')).toBe('gw-test-1');
@@ -252,7 +270,7 @@ describe('api-gateway over the six running services', () => {
     expect(body.status).toBe('degraded');
     expect(body.services.monitoring).toBe('unreachable');
     expect(body.services['user-service']).toBe('healthy');
-    const proxied = await fetch(`${gateway.url}/api/monitoring/health`);
+    const proxied = await fetch(`${gateway.url}/api/monitoring/health`, { headers: { authorization: `Bearer ${await signIn('degraded-reader')}` } });
     expect(proxied.status).toBe(502);
     expect((await json(proxied)).service).toBe('monitoring');
   });

@@ -1,10 +1,15 @@
 /**
  * The gateway's streaming reverse proxy: one `/api/*` request in, one upstream request out, bodies
  * streamed both ways without buffering. Failures the gateway itself causes or observes (no route,
- * upstream silent, upstream unreachable) are answered as RFC 9457 problems; anything the upstream
- * answered, including its 5xx, is passed through untouched.
+ * body too large, upstream silent, upstream unreachable, circuit open) are answered as RFC 9457
+ * problems naming the service; anything the upstream answered, including its 5xx, is passed through
+ * untouched.
  */
+import type { CircuitBreaker } from '@shared/circuit-breaker.ts';
 import { problemBody, problemResponse } from '@shared/errors.ts';
+import type { Logger } from '@shared/log.ts';
+import { formatBytes, limitedBody } from './body-limits.ts';
+import { errorName } from './log-safe.ts';
 import { resolveRoute, type UpstreamName } from './route-table.ts';
 
 /**
@@ -25,16 +30,40 @@ export const HOP_BY_HOP_HEADERS: readonly string[] = [
 
 /**
  * Identity headers a client might send to impersonate someone; services must only trust identity
- * they verified themselves, so the gateway removes every client-sent copy.
+ * they verified themselves, so the gateway removes every client-sent copy. Whole families go by
+ * prefix (`UNTRUSTED_HEADER_PREFIXES`); these are the exact names outside them.
  */
 export const UNTRUSTED_IDENTITY_HEADERS: readonly string[] = [
-  'x-user-id',
-  'x-user-email',
-  'x-user-roles',
-  'x-user-name',
   'x-forwarded-user',
   'x-authenticated-user',
-  'x-service-identity',
+  'x-remote-user',
+  'remote-user',
+  'x-client-ip',
+  'x-real-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'forwarded',
+  // Framework conventions for overriding the method or path behind a proxy's back.
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-url',
+  'x-rewrite-url',
+];
+
+/**
+ * Header families a backend might read identity, roles or routing from: user and identity claims,
+ * auth results, service identity, internal markers, and every `X-Forwarded-*` (the gateway sets its own).
+ */
+export const UNTRUSTED_HEADER_PREFIXES: readonly string[] = [
+  'x-user',
+  'x-identity',
+  'x-auth-',
+  'x-authenticated-',
+  'x-service-',
+  'x-internal-',
+  'x-forwarded-',
+  'x-original-',
 ];
 
 /** Time allowed for an upstream to send its response headers; a function so it can vary per route. */
@@ -47,7 +76,7 @@ export interface ProxyOutcome {
   /** Path on the upstream (without the query string). */
   path: string;
   /** 'response': the upstream answered (any status); the other kinds are gateway-generated answers. */
-  kind: 'response' | 'timeout' | 'unreachable' | 'client_aborted';
+  kind: 'response' | 'timeout' | 'unreachable' | 'client_aborted' | 'circuit_open' | 'body_too_large';
   status: number;
   /** Time to upstream response headers (or to the failure), in ms. */
   durationMs: number;
@@ -66,12 +95,24 @@ export interface ProxyDeps {
   now?: () => number;
   /** Called once per routed request when its outcome is known (headers received or failure); must not throw. */
   onOutcome?: (outcome: ProxyOutcome) => void;
+  /**
+   * One circuit per upstream: timeouts and unreachable upstreams count as failures, any answer as a
+   * success; while a circuit is open requests to that upstream fail fast with 503.
+   */
+  breaker?: CircuitBreaker;
+  /** Receives upstream failures and circuit changes; lines carry the upstream path, never the query or headers. */
+  logger?: Logger;
 }
 
 export interface ProxyOptions {
   requestId: string;
-  /** Address of the connecting client, appended to `X-Forwarded-For`. */
+  /**
+   * The client's address as the gateway determined it (the socket peer, or the trusted proxy's
+   * `X-Forwarded-For` hop); sent as the only `X-Forwarded-For` value, since backends take the last hop.
+   */
   clientIp?: string;
+  /** Largest request body to forward: a larger declared length is refused with 413, a longer stream cut with 413. */
+  maxBodyBytes?: number;
 }
 
 export type Proxy = (request: Request, options: ProxyOptions) => Promise<Response>;
@@ -80,8 +121,8 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 
 /**
  * Builds the gateway's reverse proxy over the given upstreams. The returned function never throws
- * and never answers 500: a missing route is a 404 problem, a silent upstream a 504, an unreachable
- * one a 502.
+ * and never answers 500: a missing route is a 404 problem, a body over the limit a 413, a silent
+ * upstream a 504, an unreachable one a 502, an upstream whose circuit is open a 503.
  */
 export function createProxy(deps: ProxyDeps): Proxy {
   const doFetch = deps.fetch ?? fetch;
@@ -113,23 +154,49 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const report = (kind: ProxyOutcome['kind'], status: number) =>
       deps.onOutcome?.({ service, method, path, kind, status, durationMs: now() - started });
 
+    const maxBytes = options.maxBodyBytes;
+    const declared = request.headers.get('content-length');
+    if (maxBytes !== undefined && declared !== null && Number(declared) > maxBytes) {
+      report('body_too_large', 413);
+      return bodyTooLarge(maxBytes);
+    }
+
+    const breaker = deps.breaker;
+    if (breaker && !breaker.allow(service)) {
+      report('circuit_open', 503);
+      const retryAfter = Math.max(1, Math.ceil(breaker.retryInMs(service) / 1000));
+      return gatewayProblem(503, 'upstream_circuit_open', `${service} is failing; the gateway is not calling it for ${retryAfter} s.`, {
+        'retry-after': String(retryAfter),
+      });
+    }
+
     // The timer only guards the wait for headers; it is cleared as soon as they arrive, so a long
     // download keeps streaming. The client's own signal is joined so a client that goes away
     // releases the upstream request and its body too.
     const timeoutMs = timeoutFor(service, method, path);
     const timer = new AbortController();
     let timedOut = false;
+    let overLimit = false;
     const handle = setTimeout(() => {
       timedOut = true;
       timer.abort();
     }, timeoutMs);
+
+    // A declared length is enforced by HTTP framing; only a chunked body has to be counted on the way.
+    const body =
+      request.body && maxBytes !== undefined && declared === null
+        ? limitedBody(request.body, maxBytes, () => {
+            overLimit = true;
+            timer.abort();
+          })
+        : request.body;
 
     let upstream: Response;
     try {
       upstream = await doFetch(bases[service] + path + rawQuery(request.url), {
         method,
         headers: forwardedRequestHeaders(request, incoming, options),
-        body: request.body,
+        body,
         duplex: 'half',
         redirect: 'manual',
         // Bun's fetch would otherwise inflate the body yet keep Content-Encoding and Content-Length,
@@ -137,9 +204,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
         decompress: false,
         signal: AbortSignal.any([timer.signal, request.signal]),
       });
-    } catch {
+    } catch (err) {
+      if (overLimit) {
+        report('body_too_large', 413);
+        return bodyTooLarge(maxBytes!);
+      }
       if (timedOut) {
         report('timeout', 504);
+        failed('timeout', err);
         return gatewayProblem(504, 'upstream_timeout', `${service} did not answer within ${timeoutMs} ms.`);
       }
       if (request.signal.aborted) {
@@ -148,11 +220,16 @@ export function createProxy(deps: ProxyDeps): Proxy {
         return gatewayProblem(499, 'client_closed_request', 'The client closed the request.');
       }
       report('unreachable', 502);
+      failed('unreachable', err);
       return gatewayProblem(502, 'upstream_unreachable', `${service} could not be reached.`);
     } finally {
       clearTimeout(handle);
     }
 
+    if (breaker && breaker.state(service) !== 'closed') {
+      deps.logger?.info('upstream circuit closed', { service });
+    }
+    breaker?.success(service);
     report('response', upstream.status);
     const noBody = method === 'HEAD' || NULL_BODY_STATUSES.has(upstream.status);
     if (noBody) await upstream.body?.cancel().catch(() => {});
@@ -162,7 +239,21 @@ export function createProxy(deps: ProxyDeps): Proxy {
       headers: withoutHopByHop(upstream.headers),
     });
 
-    function gatewayProblem(status: number, code: string, detail: string): Response {
+    function failed(kind: 'timeout' | 'unreachable', err: unknown): void {
+      const before = breaker?.state(service);
+      breaker?.failure(service);
+      // The upstream path only: the query may hold a download link's signature.
+      deps.logger?.warn('upstream failed', { service, method, path, kind, requestId: options.requestId, error: errorName(err) });
+      if (breaker && before !== 'open' && breaker.state(service) === 'open') {
+        deps.logger?.warn('upstream circuit opened', { service, retryInMs: breaker.retryInMs(service) });
+      }
+    }
+
+    function bodyTooLarge(limit: number): Response {
+      return gatewayProblem(413, 'body_too_large', `This route accepts bodies of at most ${formatBytes(limit)}.`, {}, { limitBytes: limit });
+    }
+
+    function gatewayProblem(status: number, code: string, detail: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}): Response {
       return problemResponse(
         problemBody({
           status,
@@ -170,8 +261,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
           detail,
           instance: incoming.pathname,
           requestId: options.requestId,
-          extensions: { service },
+          extensions: { service, ...extra },
         }),
+        headers,
       );
     }
   };
@@ -196,15 +288,21 @@ function withoutHopByHop(headers: Headers): Headers {
   return out;
 }
 
+/** Whether a client-sent request header must not reach a backend (see `UNTRUSTED_IDENTITY_HEADERS`). */
+export function isUntrustedHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return UNTRUSTED_IDENTITY_HEADERS.includes(lower) || UNTRUSTED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix));
+}
+
 function forwardedRequestHeaders(request: Request, incoming: URL, options: ProxyOptions): Headers {
   const out = withoutHopByHop(request.headers);
   // fetch would send a caller-supplied Host verbatim; the upstream must see its own.
   out.delete('host');
-  for (const name of UNTRUSTED_IDENTITY_HEADERS) out.delete(name);
+  for (const name of [...out.keys()]) if (isUntrustedHeader(name)) out.delete(name);
 
   out.set('x-request-id', options.requestId);
-  const priorFor = request.headers.get('x-forwarded-for');
-  if (options.clientIp) out.set('x-forwarded-for', priorFor ? `${priorFor}, ${options.clientIp}` : options.clientIp);
+  // Only the address the gateway vouches for: a client-sent chain is unverified and backends read the last hop.
+  if (options.clientIp) out.set('x-forwarded-for', options.clientIp);
   out.set('x-forwarded-proto', incoming.protocol.replace(/:$/, ''));
   out.set('x-forwarded-host', request.headers.get('host') ?? incoming.host);
 

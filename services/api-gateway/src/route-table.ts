@@ -66,3 +66,20 @@ export function resolveRoute(pathname: string): ResolvedRoute | null {
   }
   return null;
 }
+
+/**
+ * The inverse of `resolveRoute`: the public path under which `upstreamPath` of `service` is reached,
+ * or null when no rule exposes it (e.g. user-service's `/.well-known/jwks.json`). Plain `/api`-removal
+ * rules are preferred to rewriting ones, so monitoring's `/dashboard/stats` is `/api/dashboard/stats`
+ * and its `/health/overall` is `/api/monitoring/health/overall`. Every candidate is checked by
+ * resolving it forward, so the answer always routes back to the same place.
+ */
+export function publicPathFor(service: UpstreamName, upstreamPath: string): string | null {
+  const rules = ROUTES.filter((rule) => rule.service === service).sort((a, b) => Number(!!a.rewrite) - Number(!!b.rewrite));
+  for (const rule of rules) {
+    const candidate = rule.rewrite ? rule.prefix + (upstreamPath === '/' ? '' : upstreamPath) : API_PREFIX + upstreamPath;
+    const resolved = resolveRoute(candidate);
+    if (resolved && resolved.service === service && resolved.path === upstreamPath) return candidate;
+  }
+  return null;
+}

@@ -1,15 +1,49 @@
-/** How the runners start api-gateway: port 8000, no database of its own. */
+/** How the runners start api-gateway: port 8000, no database of its own (the KV holds rate limits). */
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
+import { createCircuitBreaker } from '@shared/circuit-breaker.ts';
 import { platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
+import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
+import { parseOrigins } from './cors.ts';
 import { createHealthFanout } from './health-fanout.ts';
 import { createProxy } from './proxy.ts';
+import { createRateLimiter, KV_DOWN_POLICIES, parseLimit, type Limit } from './rate-limits.ts';
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+/** A rate limit written `<requests>/<window>` (`600/1m`, `20/30s`) or `off`. */
+const limitEnv = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const limit = parseLimit(text);
+      if (limit === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be <requests>/<window> such as 600/1m, 20/30s or 100/1h, or off' });
+        return z.NEVER;
+      }
+      return limit as Limit | null;
+    });
+
+/** Comma-separated origins (`https://app.example.org`) or `*`. */
+const originsEnv = z
+  .string()
+  .default('')
+  .transform((text, ctx) => {
+    try {
+      return parseOrigins(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be comma-separated origins such as https://app.example.org, or *' });
+      return z.NEVER;
+    }
+  });
 
 export const definition = defineService({
   name: 'api-gateway',
-  version: '0.1.0',
+  version: '0.2.0',
   port: 8000,
   schema: null,
   envSchema: serviceEnvSchema(8000).extend({
@@ -17,6 +51,24 @@ export const definition = defineService({
     UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
     UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(1000).default(6 * 60 * 60_000),
     HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).default(1000),
+    /** Largest body of any route but uploads. */
+    MAX_JSON_BODY_BYTES: z.coerce.number().int().min(1024).default(MiB),
+    /** The same variable file-manager reads, so one setting limits uploads at both. */
+    MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(20 * GiB),
+    CORS_ORIGINS: originsEnv,
+    HSTS_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(0),
+    /** Only behind a proxy that appends the client's address: otherwise any client could pick its own. */
+    GATEWAY_TRUST_FORWARDED_FOR: z.stringbool().default(false),
+    RATE_LIMIT_USER: limitEnv('600/1m'),
+    RATE_LIMIT_ANONYMOUS: limitEnv('120/1m'),
+    RATE_LIMIT_AUTH: limitEnv('20/1m'),
+    RATE_LIMIT_UPLOADS: limitEnv('100/1h'),
+    RATE_LIMIT_KV_DOWN: z.enum(KV_DOWN_POLICIES).default('closed-for-auth'),
+    RATE_LIMIT_KV_TIMEOUT_MS: z.coerce.number().int().min(10).default(250),
+    GATEWAY_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
+    GATEWAY_CIRCUIT_COOL_DOWN_MS: z.coerce.number().int().min(100).default(10_000),
+    OPENAPI_REFRESH_MS: z.coerce.number().int().min(1000).default(60_000),
+    OPENAPI_FETCH_TIMEOUT_MS: z.coerce.number().int().min(50).default(2000),
   }),
   build: (env, infra) => {
     const upstreams = {
@@ -27,19 +79,40 @@ export const definition = defineService({
       notification: env.NOTIFICATION_URL,
       monitoring: env.MONITORING_URL,
     };
-    return {
-      app: createApp({
-        ...kitDepsFromEnv(env, infra.logger),
-        kv: infra.kv,
-        proxy: createProxy({
-          upstreams,
-          // An upload's response comes only after its last byte, so its wait is as long as the transfer.
-          timeoutMs: (service, method) => (service === 'file-manager' && (method === 'POST' || method === 'PUT') ? env.UPLOAD_TIMEOUT_MS : env.UPSTREAM_TIMEOUT_MS),
-        }),
-        health: createHealthFanout({ upstreams, timeoutMs: env.HEALTH_TIMEOUT_MS }),
+    const limits = {
+      user: env.RATE_LIMIT_USER,
+      anonymous: env.RATE_LIMIT_ANONYMOUS,
+      auth: env.RATE_LIMIT_AUTH,
+      uploads: env.RATE_LIMIT_UPLOADS,
+    };
+    const breaker = createCircuitBreaker({ threshold: env.GATEWAY_CIRCUIT_FAILURES, coolDownMs: env.GATEWAY_CIRCUIT_COOL_DOWN_MS });
+    // Multipart framing around the file is small; a MiB of room keeps a full-size upload legal here.
+    const uploadBytes = env.MAX_UPLOAD_BYTES + MiB;
+    const { app } = createApp({
+      ...kitDepsFromEnv(env, infra.logger),
+      kv: infra.kv,
+      authenticator: createServiceAuth('api-gateway', env, infra.kv).authenticator,
+      proxy: createProxy({
+        upstreams,
+        // An upload's response comes only after its last byte, so its wait is as long as the transfer.
+        timeoutMs: (service, method) => (service === 'file-manager' && (method === 'POST' || method === 'PUT') ? env.UPLOAD_TIMEOUT_MS : env.UPSTREAM_TIMEOUT_MS),
+        breaker,
+        logger: infra.logger,
       }),
-      // The gateway streams bodies through; size limits per route class are the upstreams' to enforce.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      breaker,
+      health: createHealthFanout({ upstreams, timeoutMs: env.HEALTH_TIMEOUT_MS }),
+      rateLimiter: createRateLimiter({ kv: infra.kv, limits, kvDown: env.RATE_LIMIT_KV_DOWN, timeoutMs: env.RATE_LIMIT_KV_TIMEOUT_MS, logger: infra.logger }),
+      limits,
+      bodyLimits: { jsonBytes: env.MAX_JSON_BODY_BYTES, uploadBytes },
+      corsOrigins: env.CORS_ORIGINS,
+      hstsMaxAgeSeconds: env.HSTS_MAX_AGE_SECONDS,
+      trustForwardedFor: env.GATEWAY_TRUST_FORWARDED_FOR,
+      openapi: { upstreams, timeoutMs: env.OPENAPI_FETCH_TIMEOUT_MS, refreshMs: env.OPENAPI_REFRESH_MS },
+    });
+    return {
+      app,
+      // Bun refuses anything larger before a handler runs; the per-route limits are enforced by the proxy.
+      maxRequestBodySize: Math.max(uploadBytes, env.MAX_JSON_BODY_BYTES),
     };
   },
 });

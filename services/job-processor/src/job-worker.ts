@@ -15,6 +15,7 @@
  * lock and leaves the job queued, quietly, instead of collecting that 400.
  */
 import { jobResults, jobs } from '@db/schema/jobs.ts';
+import { createCircuitBreaker, type CircuitBreaker } from '@shared/circuit-breaker.ts';
 import type { Db } from '@shared/db.ts';
 import { UpstreamError } from '@shared/http-client.ts';
 import type { Logger } from '@shared/log.ts';
@@ -23,7 +24,6 @@ import type { SecretBox } from '@shared/secret-box.ts';
 import { createWorkerLoop, errorText } from '@shared/worker-loop.ts';
 import { and, count, eq, inArray, isNotNull, or, sql } from 'drizzle-orm';
 import { AdapterError, type ExternalStatus, type InputFile, type ProtocolAdapter, type ResultRef, type ServerCredential } from './adapters/adapter.ts';
-import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts';
 import { ACTIVE_STATES, TERMINAL_STATES, type JobRequest, type JobResultRow, type JobRow, type JobState, type JobTarget } from './domain.ts';
 import { claimJobs, extendLeases, releaseJob } from './job-queue.ts';
 import { generatePassword, passwordAad } from './job-store.ts';
@@ -46,7 +46,7 @@ export interface JobWorkerDeps {
   /** How long a claim lasts without a heartbeat; a crashed worker's jobs come back after this. */
   leaseMs: number;
   pollSchedule?: PollSchedule;
-  /** Per external server; in memory, per worker process (see circuit-breaker.ts). */
+  /** Per external server; in memory, per worker process (see shared/circuit-breaker.ts). */
   breaker?: CircuitBreaker;
   now?: () => number;
   /** Wait between claim rounds when there was nothing to do; default 1 s (a new job wakes the loop). */

@@ -1,11 +1,12 @@
 /**
- * A circuit breaker per external server (keyed by service slug): after `threshold` transient failures
- * in a row the server is left alone for `coolDownMs` — its jobs are deferred, not failed — then one
- * probe is let through (half-open); its success closes the circuit, its failure opens it again.
+ * A circuit breaker per key (an external server's slug in job-processor, an upstream service in the
+ * gateway): after `threshold` transient failures in a row the key is left alone for `coolDownMs` —
+ * callers defer or fail fast instead of waiting on it — then one probe is let through (half-open); its
+ * success closes the circuit, its failure opens it again.
  *
- * State lives in memory, per worker process: each replica learns on its own that a server is down
- * (after `threshold` failures of its own), which costs a few extra calls to a broken server but needs
- * no shared state and cannot wedge every replica on a stale flag.
+ * State lives in memory, per process: each replica learns on its own that a target is down (after
+ * `threshold` failures of its own), which costs a few extra calls to a broken target but needs no
+ * shared state and cannot wedge every replica on a stale flag.
  */
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
