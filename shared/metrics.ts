@@ -12,6 +12,7 @@ interface Series {
 }
 
 export interface GaugeSample {
+  /** Extra labels; a `service` label here replaces the exporting service's one. */
   labels?: Record<string, string>;
   value: number;
 }
@@ -71,10 +72,13 @@ export function createMetrics(options: { service: string }): Metrics {
         out.push(`# HELP ${g.name} ${g.help}`);
         out.push(`# TYPE ${g.name} gauge`);
         for (const sample of await g.collect()) {
-          const extra = Object.entries(sample.labels ?? {})
-            .map(([k, v]) => `,${k}="${escapeLabel(v)}"`)
-            .join('');
-          out.push(`${g.name}{${serviceLabel}${extra}} ${sample.value}`);
+          // A gauge about another service (monitoring's `service_up{service=…}`) names it in its own
+          // `service` label, which then replaces this one: Prometheus refuses a label given twice.
+          const labels = { service: options.service, ...sample.labels };
+          const text = Object.entries(labels)
+            .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+            .join(',');
+          out.push(`${g.name}{${text}} ${sample.value}`);
         }
       }
       return out.join('\n') + '\n';

@@ -9,6 +9,7 @@ import { fileRoutes } from './routes/files.ts';
 import { internalFileRoutes } from './routes/internal-files.ts';
 import { internalHoldRoutes } from './routes/internal-holds.ts';
 import { internalResultRoutes } from './routes/internal-results.ts';
+import { internalStatsRoutes } from './routes/internal-stats.ts';
 import { storageCheck } from './storage-check.ts';
 import type { FileStorage } from './storage.ts';
 import type { UploadLimits } from './uploads.ts';
@@ -48,5 +49,6 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
   app.route('/', internalResultRoutes(domain));
   app.route('/', internalFileRoutes(domain));
   app.route('/', internalHoldRoutes(domain));
+  app.route('/', internalStatsRoutes({ db: database.db }));
   return app;
 }

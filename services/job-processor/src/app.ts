@@ -6,6 +6,7 @@ import { pingCheck } from '@shared/health.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import type { FilesClient, RegistryClient, VaultClient } from './platform-clients.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { internalStatsRoutes } from './routes/internal-stats.ts';
 
 export const JOB_PROCESSOR_VERSION = '0.2.0';
 
@@ -35,5 +36,6 @@ export function createApp(deps: JobProcessorDeps): ServiceApp {
   });
   if (deps.serveApi === false) return app;
   app.route('/', jobRoutes({ db: deps.database.db, box: deps.box, registry: deps.registry, files: deps.files, vault: deps.vault, wake: deps.wake, now: deps.now }));
+  app.route('/', internalStatsRoutes({ db: deps.database.db, now: deps.now }));
   return app;
 }

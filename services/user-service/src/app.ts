@@ -12,6 +12,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { credentialRoutes } from './routes/credentials.ts';
 import { internalCredentialRoutes } from './routes/internal-credentials.ts';
 import { internalDirectoryRoutes } from './routes/internal-directory.ts';
+import { internalStatsRoutes } from './routes/internal-stats.ts';
 
 export interface UserServiceDeps extends KitDeps {
   database: Database;
@@ -44,5 +45,6 @@ export function createApp(deps: UserServiceDeps): { app: ServiceApp; domain: Use
   app.route('/', internalRoutes(domain));
   app.route('/', internalCredentialRoutes(domain));
   app.route('/', internalDirectoryRoutes({ db: deps.database.db }));
+  app.route('/', internalStatsRoutes({ db: deps.database.db, now: deps.now }));
   return { app, domain };
 }
