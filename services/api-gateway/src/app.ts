@@ -2,7 +2,8 @@
  * api-gateway HTTP app: the platform's only public entry. Every response gets security headers and
  * CORS from the allow-list; `/api/*` requests are authenticated (except the public routes), rate
  * limited, size limited and streamed to their service through the proxy and its circuit breakers;
- * `/health` answers with every service's readiness and `/openapi.json` with the merged public API.
+ * `/health` answers with every service's readiness, `/openapi.json` with the merged public API and
+ * `/docs` with an API reference over it.
  */
 import { createRoute } from '@hono/zod-openapi';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
@@ -16,6 +17,7 @@ import { PlatformHealthSchema } from '@shared/schemas/health.ts';
 import type { Context } from 'hono';
 import { bodyLimitFor, type BodyLimits } from './body-limits.ts';
 import { cors } from './cors.ts';
+import { mountDocsUi, type DocsUi } from './docs-ui.ts';
 import { edgeAccessFor, edgeAuth } from './edge-auth.ts';
 import type { HealthReport } from './health-fanout.ts';
 import { createOpenApiAggregator, type OpenApiAggregator } from './openapi-aggregate.ts';
@@ -45,6 +47,8 @@ export interface GatewayDeps extends KitDeps {
   openapi: { upstreams: Record<UpstreamName, string>; timeoutMs: number; refreshMs: number; fetch?: typeof fetch };
   /** The proxy's breaker, for the circuit-state gauge. */
   breaker?: CircuitBreaker;
+  /** The API reference served at `/docs` (from `loadDocsUi`); without it `/docs` is a 404. */
+  docs?: DocsUi;
 }
 
 const healthRoute = createRoute({
@@ -134,6 +138,8 @@ export function createApp(deps: GatewayDeps): { app: ServiceApp; openapi: OpenAp
     if (c.req.header('if-none-match') === merged.etag) return c.body(null, 304, headers);
     return c.body(merged.json, 200, { ...headers, 'content-type': 'application/json; charset=utf-8' });
   });
+
+  if (deps.docs) mountDocsUi(app, deps.docs);
 
   app.use('/api/*', edgeAuth({ authenticator: deps.authenticator, logger: deps.logger, onRejected: chargeRefusedToken(limitOptions) }));
   app.use('/api/*', rateLimits(limitOptions));

@@ -7,6 +7,7 @@ import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { createApp } from './app.ts';
 import { parseOrigins } from './cors.ts';
+import { defaultDocsAssetsDir, loadDocsUi } from './docs-ui.ts';
 import { createHealthFanout } from './health-fanout.ts';
 import { createProxy } from './proxy.ts';
 import { createRateLimiter, KV_DOWN_POLICIES, parseLimit, type Limit } from './rate-limits.ts';
@@ -69,8 +70,10 @@ export const definition = defineService({
     GATEWAY_CIRCUIT_COOL_DOWN_MS: z.coerce.number().int().min(100).default(10_000),
     OPENAPI_REFRESH_MS: z.coerce.number().int().min(1000).default(60_000),
     OPENAPI_FETCH_TIMEOUT_MS: z.coerce.number().int().min(50).default(2000),
+    /** swagger-ui-dist's files for `/docs`; unset, they are found in node_modules (images copy them and set this). */
+    DOCS_ASSETS_DIR: z.string().min(1).optional(),
   }),
-  build: (env, infra) => {
+  build: async (env, infra) => {
     const upstreams = {
       'user-service': env.USER_SERVICE_URL,
       'service-registry': env.SERVICE_REGISTRY_URL,
@@ -108,6 +111,7 @@ export const definition = defineService({
       hstsMaxAgeSeconds: env.HSTS_MAX_AGE_SECONDS,
       trustForwardedFor: env.GATEWAY_TRUST_FORWARDED_FOR,
       openapi: { upstreams, timeoutMs: env.OPENAPI_FETCH_TIMEOUT_MS, refreshMs: env.OPENAPI_REFRESH_MS },
+      docs: await loadDocsUi(env.DOCS_ASSETS_DIR ?? defaultDocsAssetsDir(import.meta.dir)),
     });
     return {
       app,
