@@ -1,10 +1,12 @@
 /**
  * The HTTP side of event delivery (DESIGN §5 "Events"): posts one envelope to a consumer's
  * `/internal/events` with this service's credential. The outbox relay owns retries and backoff, so a
- * call is made once per attempt; any answer other than 2xx throws.
+ * call is made once per attempt; any answer other than 2xx throws. `platformOutboxRelay` wires a
+ * producer's relay to its consumers this way.
  */
 import type { ServiceCredential } from './auth.ts';
-import type { HttpClient } from './http-client.ts';
+import { createHttpClient, type HttpClient } from './http-client.ts';
+import { createOutboxRelay, type OutboxRelay, type OutboxRelayDeps } from './outbox-relay.ts';
 import type { EventEnvelope } from './schemas/events.ts';
 
 export interface HttpEventSinkDeps {
@@ -41,10 +43,32 @@ export function eachSink(...sinks: ((event: EventEnvelope) => Promise<void>)[]):
   };
 }
 
-/** The consumers of a producer's events: notification (users) and monitoring (alerts), both over HTTP. */
-export function platformEventSinks(deps: { notificationUrl: string; monitoringUrl: string; credential: ServiceCredential; createClient: (service: string, baseUrl: string) => HttpClient }) {
-  return eachSink(
-    httpEventSink({ client: deps.createClient('notification', deps.notificationUrl), credential: deps.credential }),
-    httpEventSink({ client: deps.createClient('monitoring', deps.monitoringUrl), credential: deps.credential }),
+/** `logger` is the service's own: the relay logs under `worker: 'outbox-relay'`. */
+export interface PlatformOutboxRelayDeps extends Pick<OutboxRelayDeps, 'db' | 'table' | 'logger'> {
+  /** The producing service's credential, sent with every delivery. */
+  credential: ServiceCredential;
+  /**
+   * The consuming services by name, each with its base URL, e.g. `{ notification: env.NOTIFICATION_URL,
+   * monitoring: env.MONITORING_URL }` (the consumers of job and registry events).
+   */
+  consumers: Record<string, string>;
+  /** Per delivery attempt; default 5 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * The outbox relay of a producing service (started with the service, woken after it commits an
+ * event): its outbox table delivered over HTTP to each of `consumers`' `/internal/events`.
+ */
+export function platformOutboxRelay(deps: PlatformOutboxRelayDeps): OutboxRelay {
+  const timeoutMs = deps.timeoutMs ?? 5_000;
+  const sinks = Object.entries(deps.consumers).map(([service, baseUrl]) =>
+    httpEventSink({ client: createHttpClient({ service, baseUrl, timeoutMs }), credential: deps.credential }),
   );
+  return createOutboxRelay({
+    db: deps.db,
+    table: deps.table,
+    logger: deps.logger.child({ worker: 'outbox-relay' }),
+    deliver: eachSink(...sinks),
+  });
 }

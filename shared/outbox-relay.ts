@@ -2,16 +2,19 @@
  * The outbox relay (DESIGN §5 "Events"): delivers each row of a producer's `outbox` table at least
  * once to the consumers' `POST /internal/events`, retrying failures with capped exponential backoff.
  *
- * Replicas share the table safely without holding a transaction during HTTP: a short transaction
- * claims a batch (`FOR UPDATE SKIP LOCKED`) and pushes each row's `next_attempt_at` forward by a lease,
- * then the rows are delivered outside it. A relay that dies mid-batch loses nothing: its rows become
- * claimable again when the lease runs out (at the cost of a redelivery, which consumers deduplicate).
+ * Replicas share the table safely without holding a transaction during HTTP: a batch is claimed with
+ * a lease (`claimDueRows`, shared/leased-queue.ts), then the rows are delivered outside any transaction.
+ * A relay that dies mid-batch loses nothing: its rows become claimable again when the lease runs out
+ * (at the cost of a redelivery, which consumers deduplicate).
  * Delivered rows are pruned after a week so the table stays small.
  */
-import { and, asc, eq, inArray, isNotNull, isNull, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, isNull, lte, sql } from 'drizzle-orm';
 import type { OutboxTable } from '@db/schema/outbox.ts';
 import type { Db } from './db.ts';
+import { createInFlight } from './in-flight.ts';
+import { claimDueRows, pruneStampedBefore } from './leased-queue.ts';
 import type { Logger } from './log.ts';
+import { backoffDelay } from './retry-backoff.ts';
 import type { EventEnvelope } from './schemas/events.ts';
 import { createWorkerLoop, errorText, type WorkerLoop } from './worker-loop.ts';
 
@@ -40,17 +43,17 @@ export interface OutboxRelayDeps {
   batchSize?: number;
   /** How long a claimed row stays invisible to other relays while this one delivers it. */
   leaseMs?: number;
-  /** First retry delay; doubles per failed attempt up to `maxBackoffMs`. */
+  /** First retry delay; doubles per failed attempt up to `maxBackoffMs` (with jitter, see `backoffDelay`). */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
   /** Delivered rows older than this are deleted. */
   retainDeliveredMs?: number;
   now?: () => number;
+  /** The backoff's jitter source; default `Math.random`. */
+  random?: () => number;
 }
 
 const DAY_MS = 86_400_000;
-/** Rows deleted per round at most, so pruning a large backlog never turns into one long statement. */
-const PRUNE_LIMIT = 1_000;
 
 /**
  * Builds a relay over one producer's outbox table. Several relays (replicas) may run against the same
@@ -59,6 +62,7 @@ const PRUNE_LIMIT = 1_000;
 export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
   const { db, table, logger } = deps;
   const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
   const intervalMs = deps.intervalMs ?? 1_000;
   const batchSize = deps.batchSize ?? 50;
   const leaseMs = deps.leaseMs ?? 30_000;
@@ -67,47 +71,19 @@ export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
   const retainDeliveredMs = deps.retainDeliveredMs ?? 7 * DAY_MS;
 
   /** Rounds started by `runOnce()`; the loop's own round is the loop's to wait for. */
-  const inFlight = new Set<Promise<unknown>>();
-
-  /** Equal jitter: half the capped delay fixed, half random, so replicas' retries spread out. */
-  function backoffMs(attempts: number): number {
-    const capped = Math.min(maxBackoffMs, baseBackoffMs * 2 ** Math.max(0, attempts - 1));
-    return Math.round(capped / 2 + Math.random() * (capped / 2));
-  }
+  const inFlight = createInFlight();
 
   async function claim(at: number) {
-    return db.transaction(async (tx) => {
-      const rows = await tx
+    return claimDueRows(db, table, new Date(at + leaseMs), (tx) =>
+      tx
         .select({ id: table.id, type: table.type, payload: table.payload, attempts: table.attempts })
         .from(table)
         .where(and(isNull(table.deliveredAt), lte(table.nextAttemptAt, new Date(at))))
         // UUIDv7 ids break ties between rows written in one transaction (same created_at).
         .orderBy(asc(table.createdAt), asc(table.id))
         .limit(batchSize)
-        .for('update', { skipLocked: true });
-      if (rows.length > 0) {
-        await tx
-          .update(table)
-          .set({ nextAttemptAt: new Date(at + leaseMs) })
-          .where(
-            inArray(
-              table.id,
-              rows.map((r) => r.id),
-            ),
-          );
-      }
-      return rows;
-    });
-  }
-
-  async function prune(at: number): Promise<number> {
-    const old = db
-      .select({ id: table.id })
-      .from(table)
-      .where(and(isNotNull(table.deliveredAt), lt(table.deliveredAt, new Date(at - retainDeliveredMs))))
-      .limit(PRUNE_LIMIT);
-    const deleted = await db.delete(table).where(inArray(table.id, old)).returning({ id: table.id });
-    return deleted.length;
+        .for('update', { skipLocked: true }),
+    );
   }
 
   async function round(): Promise<OutboxRound & { claimed: number }> {
@@ -124,7 +100,7 @@ export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
         await deps.deliver(row.payload as EventEnvelope);
       } catch (err) {
         const attempts = row.attempts + 1;
-        const retryInMs = backoffMs(attempts);
+        const retryInMs = backoffDelay(attempts, { baseMs: baseBackoffMs, maxMs: maxBackoffMs, random });
         await db
           .update(table)
           .set({ attempts: sql`${table.attempts} + 1`, nextAttemptAt: new Date(now() + retryInMs) })
@@ -138,20 +114,13 @@ export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
       await db.update(table).set({ deliveredAt: new Date(now()) }).where(eq(table.id, row.id));
       result.delivered += 1;
     }
-    const pruned = await prune(now());
+    const pruned = await pruneStampedBefore(db, table, table.deliveredAt, new Date(now() - retainDeliveredMs));
     if (pruned > 0) logger.info('outbox pruned delivered events', { pruned });
     return result;
   }
 
-  function track<T>(promise: Promise<T>): Promise<T> {
-    inFlight.add(promise);
-    const forget = () => inFlight.delete(promise);
-    promise.then(forget, forget);
-    return promise;
-  }
-
   async function runOnce(): Promise<OutboxRound> {
-    const { delivered, failed } = await track(round());
+    const { delivered, failed } = await inFlight.track(round());
     return { delivered, failed };
   }
 
@@ -173,7 +142,7 @@ export function createOutboxRelay(deps: OutboxRelayDeps): OutboxRelay {
     runOnce,
     start: () => loop.start(),
     async stop() {
-      await Promise.allSettled([loop.stop(), ...inFlight]);
+      await Promise.allSettled([loop.stop(), inFlight.settled()]);
     },
     wake: () => loop.wake(),
   };

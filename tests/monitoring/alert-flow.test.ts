@@ -128,7 +128,7 @@ describe('a platform service that stops and comes back', () => {
     await prober.probeAll();
     const health = await overall();
     expect(health.overall_status).toBe('healthy');
-    expect(health.services.map((s: any) => [s.service, s.status]).sort()).toEqual([
+    expect(health.services.map((s: any) => [s.service_name, s.status]).sort()).toEqual([
       ['file-manager', 'healthy'],
       ['notification', 'healthy'],
     ]);
@@ -143,7 +143,10 @@ describe('a platform service that stops and comes back', () => {
     await prober.probeAll();
     const raised = await testDb.database.db.select().from(alerts);
     expect(raised.map((a) => [a.rule, a.subject, a.state])).toEqual([['service_unhealthy', 'file-manager', 'active']]);
-    expect((await overall()).active_alerts).toHaveLength(1);
+    const down = await overall();
+    expect(down.active_alerts).toHaveLength(1);
+    expect(down.active_alerts[0]).toMatchObject({ alert_type: 'service_down', service_name: 'file-manager', is_active: true, severity: 'high' });
+    expect(down.services.find((s: any) => s.service_name === 'file-manager')).toMatchObject({ status: 'unhealthy', probe_status: 'unreachable', consecutive_failures: 3 });
     expect((await relay.runOnce()).delivered).toBe(1);
     const titles = await inbox();
     expect(titles).toHaveLength(1);

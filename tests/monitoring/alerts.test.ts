@@ -1,8 +1,9 @@
 /**
  * monitoring's alerts on the real database with real token verification: rules raise one alert per
  * rule and subject with one `alert.raised` outbox row, resolve it by themselves when the condition
- * clears (one `alert.resolved`), admins acknowledge and resolve, and the event intake feeds the
- * external-server and job rules exactly once per event.
+ * clears (one `alert.resolved`), admins acknowledge and resolve, `GET /alerts` answers the original
+ * operators' query and shape, and the event intake feeds the external-server and job rules exactly
+ * once per event.
  */
 import { createServiceApp, type ServiceApp } from '@shared/app.ts';
 import { createMemoryKv } from '@shared/kv-memory.ts';
@@ -434,10 +435,23 @@ describe('PATCH /alerts/{id}/acknowledge and /alerts/{id}/resolve', () => {
     const res = await patch(`/alerts/${row.id}/acknowledge`, adminToken);
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toMatchObject({ id: row.id, state: 'active', acknowledgedBy: adminId, acknowledgedAt: clock().toISOString() });
+    // The original `{message}`, with the alert in the original shape.
+    expect(body.message).toBe('Alert acknowledged');
+    expect(body.alert).toMatchObject({
+      id: row.id,
+      alert_type: 'service_down',
+      service_name: row.subject,
+      is_active: true,
+      is_acknowledged: true,
+      acknowledged_by: adminId,
+      acknowledged_at: clock().toISOString(),
+    });
+    const [stored] = await db().select().from(alerts).where(eq(alerts.id, row.id));
+    expect(stored).toMatchObject({ state: 'active', acknowledgedBy: adminId });
+    expect(stored!.acknowledgedAt?.toISOString()).toBe(clock().toISOString());
     nowMs += MINUTE;
     const again = await json(await patch(`/alerts/${row.id}/acknowledge`, await tokenFor(crypto.randomUUID(), ['admin'])));
-    expect(again).toMatchObject({ acknowledgedBy: adminId, acknowledgedAt: body.acknowledgedAt });
+    expect(again.alert).toMatchObject({ acknowledged_by: adminId, acknowledged_at: body.alert.acknowledged_at });
     // Acknowledging announces nothing.
     expect((await eventsAbout('service_unhealthy', row.subject)).map((e) => e.type)).toEqual(['alert.raised']);
   });
@@ -470,7 +484,11 @@ describe('PATCH /alerts/{id}/acknowledge and /alerts/{id}/resolve', () => {
     const wakesBefore = wakes;
     const res = await patch(`/alerts/${row.id}/resolve`, adminToken);
     expect(res.status).toBe(200);
-    expect(await json(res)).toMatchObject({ id: row.id, state: 'resolved', resolvedBy: adminId, resolvedAt: clock().toISOString() });
+    const body = await json(res);
+    expect(body.message).toBe('Alert resolved');
+    expect(body.alert).toMatchObject({ id: row.id, is_active: false, resolved_by: adminId, resolved_at: clock().toISOString() });
+    const [stored] = await db().select().from(alerts).where(eq(alerts.id, row.id));
+    expect(stored).toMatchObject({ state: 'resolved', resolvedBy: adminId });
     expect(wakes).toBe(wakesBefore + 1);
 
     const twice = await patch(`/alerts/${row.id}/resolve`, adminToken);
@@ -501,16 +519,18 @@ describe('PATCH /alerts/{id}/acknowledge and /alerts/{id}/resolve', () => {
 
 describe('GET /alerts', () => {
   const ids: string[] = [];
+  const base = Date.parse('2031-01-01T00:00:00.000Z');
+  const acknowledger = crypto.randomUUID();
 
   beforeAll(async () => {
     await db().delete(alerts);
-    const base = Date.parse('2031-01-01T00:00:00.000Z');
     const specs = [
-      { rule: 'high_disk', severity: 'high', state: 'active' },
-      { rule: 'high_cpu', severity: 'medium', state: 'resolved' },
-      { rule: 'service_unhealthy', severity: 'critical', state: 'active' },
-      { rule: 'high_disk', severity: 'high', state: 'resolved' },
-      { rule: 'queue_age', severity: 'medium', state: 'active' },
+      { rule: 'high_disk', subject: '/var/lib/fip', severity: 'high', state: 'active' },
+      { rule: 'high_cpu', subject: 'host', severity: 'medium', state: 'resolved' },
+      { rule: 'service_unhealthy', subject: 'job-processor', severity: 'critical', state: 'active' },
+      { rule: 'high_disk', subject: '/srv/storage', severity: 'high', state: 'resolved' },
+      { rule: 'queue_age', subject: 'queue', severity: 'medium', state: 'active' },
+      { rule: 'external_service_unavailable', subject: 'h3africa', severity: 'high', state: 'active' },
     ];
     for (const [i, spec] of specs.entries()) {
       const at = new Date(base + i * MINUTE);
@@ -521,13 +541,15 @@ describe('GET /alerts', () => {
         .values({
           id,
           ...spec,
-          subject: `list-${i}`,
           title: `alert ${i}`,
           message: `message ${i}`,
           value: i,
           threshold: 1,
+          details: { sampledAt: at.toISOString() },
           raisedAt: at,
           updatedAt: at,
+          acknowledgedAt: i === 0 ? at : null,
+          acknowledgedBy: i === 0 ? acknowledger : null,
           resolvedAt: spec.state === 'resolved' ? at : null,
           resolvedBy: spec.state === 'resolved' ? 'auto' : null,
         });
@@ -535,66 +557,93 @@ describe('GET /alerts', () => {
   });
 
   const get = async (query: string, token = researcherToken) => app.request(`/alerts${query}`, { headers: { authorization: `Bearer ${token}` } });
+  const idsOf = async (query: string) => {
+    const res = await get(query);
+    expect(res.status, query).toBe(200);
+    return ((await json(res)) as { id: string }[]).map((a) => a.id);
+  };
 
-  it('lets a signed-in researcher page through every alert, newest first', async () => {
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const res = await get(`?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
-      expect(res.status).toBe(200);
-      const body = await json(res);
-      expect(body.items.length).toBeLessThanOrEqual(2);
-      seen.push(...body.items.map((a: { id: string }) => a.id));
-      cursor = body.nextCursor;
-      pages++;
-    } while (cursor);
-    expect(pages).toBe(3);
-    expect(seen).toEqual([...ids].reverse());
+  it('answers a bare array of every alert, newest first, for a signed-in researcher', async () => {
+    const res = await get('');
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(Array.isArray(body)).toBe(true);
+    expect(body.map((a: { id: string }) => a.id)).toEqual([...ids].reverse());
   });
 
-  it('returns alerts in the API shape', async () => {
-    const body = await json(await get('?limit=1'));
-    expect(body.items[0]).toEqual({
-      id: ids[4],
-      rule: 'queue_age',
-      subject: 'list-4',
-      severity: 'medium',
-      title: 'alert 4',
-      message: 'message 4',
-      value: 4,
-      threshold: 1,
-      details: {},
-      state: 'active',
-      raisedAt: '2031-01-01T00:04:00.000Z',
-      acknowledgedAt: null,
-      acknowledgedBy: null,
-      resolvedAt: null,
-      resolvedBy: null,
-      updatedAt: '2031-01-01T00:04:00.000Z',
-    });
+  it('returns alerts in the original operators’ shape', async () => {
+    const body = await json(await get('?alert_type=high_disk&is_active=true'));
+    expect(body).toEqual([
+      {
+        id: ids[0]!,
+        alert_type: 'high_disk',
+        severity: 'high',
+        title: 'alert 0',
+        description: 'message 0',
+        service_name: null,
+        metric_name: 'disk_usage_percent',
+        metric_value: 0,
+        threshold_value: 1,
+        is_active: true,
+        is_acknowledged: true,
+        acknowledged_by: acknowledger,
+        acknowledged_at: '2031-01-01T00:00:00.000Z',
+        resolved_at: null,
+        alert_metadata: { sampledAt: '2031-01-01T00:00:00.000Z' },
+        triggered_at: '2031-01-01T00:00:00.000Z',
+        updated_at: '2031-01-01T00:00:00.000Z',
+        subject: '/var/lib/fip',
+        resolved_by: null,
+      },
+    ]);
   });
 
-  it('filters by state, severity and rule', async () => {
-    const idsOf = async (query: string) => (await json(await get(query))).items.map((a: { id: string }) => a.id);
-    expect(await idsOf('?state=active')).toEqual([ids[4], ids[2], ids[0]]);
-    expect(await idsOf('?state=resolved')).toEqual([ids[3], ids[1]]);
-    expect(await idsOf('?severity=high')).toEqual([ids[3], ids[0]]);
-    expect(await idsOf('?rule=high_disk&state=active')).toEqual([ids[0]]);
+  it('names the service of service alerts and the metric of the others', async () => {
+    const byId = new Map(((await json(await get(''))) as { id: string }[]).map((a) => [a.id, a]));
+    expect(byId.get(ids[1]!)).toMatchObject({ alert_type: 'high_cpu', service_name: null, metric_name: 'cpu_usage_percent', is_active: false, resolved_at: '2031-01-01T00:01:00.000Z', resolved_by: 'auto' });
+    expect(byId.get(ids[2]!)).toMatchObject({ alert_type: 'service_down', service_name: 'job-processor', metric_name: null, severity: 'critical', is_acknowledged: false });
+    expect(byId.get(ids[4]!)).toMatchObject({ alert_type: 'queue_age', service_name: null, metric_name: 'queue_age_seconds', metric_value: 4 });
+    expect(byId.get(ids[5]!)).toMatchObject({ alert_type: 'external_service_unavailable', service_name: 'h3africa', metric_name: null });
+  });
+
+  it('filters by is_active, severity and alert_type (service_down is the service rule)', async () => {
+    expect(await idsOf('?is_active=true')).toEqual([ids[5]!, ids[4]!, ids[2]!, ids[0]!]);
+    expect(await idsOf('?is_active=false')).toEqual([ids[3]!, ids[1]!]);
+    // FastAPI's other spellings of a boolean, which the original accepted.
+    expect(await idsOf('?is_active=1')).toEqual(await idsOf('?is_active=true'));
+    expect(await idsOf('?is_active=False')).toEqual([ids[3]!, ids[1]!]);
+    expect(await idsOf('?severity=high')).toEqual([ids[5]!, ids[3]!, ids[0]!]);
+    expect(await idsOf('?alert_type=service_down')).toEqual([ids[2]!]);
+    expect(await idsOf('?alert_type=high_disk&is_active=false')).toEqual([ids[3]!]);
     expect(await idsOf('?severity=low')).toEqual([]);
   });
 
-  it('lists the same active alerts as the engine', async () => {
-    expect((await engine.active()).map((a) => a.id)).toEqual([ids[4]!, ids[2]!, ids[0]!]);
+  it('pages with skip and limit, every alert once', async () => {
+    const seen: string[] = [];
+    for (let skip = 0; skip < 10; skip += 4) seen.push(...(await idsOf(`?skip=${skip}&limit=4`)));
+    expect(seen).toEqual([...ids].reverse());
+    expect(await idsOf('?limit=2')).toEqual([ids[5]!, ids[4]!]);
+    expect(await idsOf('?is_active=true&skip=1&limit=2')).toEqual([ids[4]!, ids[2]!]);
+    expect(await idsOf('?skip=100')).toEqual([]);
   });
 
-  it('rejects an unknown filter value or a forged cursor with 400 and a missing token with 401', async () => {
-    expect((await get('?state=open')).status).toBe(400);
-    expect((await get('?rule=bogus')).status).toBe(400);
-    expect((await get('?limit=0')).status).toBe(400);
-    const forged = await get(`?cursor=${Buffer.from('yesterday').toString('base64url')}`);
-    expect(forged.status).toBe(400);
-    expect((await json(forged)).code).toBe('invalid_cursor');
+  it('documents the original query and a bare array of alerts in /openapi.json', async () => {
+    const doc = await json(await app.request('/openapi.json'));
+    const operation = doc.paths['/alerts'].get;
+    expect(operation.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['alert_type', 'is_active', 'limit', 'severity', 'skip']);
+    expect(operation.responses['200'].content['application/json'].schema).toEqual({ type: 'array', items: { $ref: '#/components/schemas/MonitoringAlert' } });
+  });
+
+  it('lists the same active alerts as the engine', async () => {
+    expect((await engine.active()).map((a) => a.id)).toEqual(await idsOf('?is_active=true'));
+  });
+
+  it('rejects unknown filter values and out-of-range paging with 400, and a missing token with 401', async () => {
+    for (const query of ['?is_active=maybe', '?alert_type=bogus', '?alert_type=service_unhealthy', '?severity=urgent', '?limit=0', '?limit=101', '?limit=ten', '?skip=-1', '?skip=1.5']) {
+      const res = await get(query);
+      expect(res.status, query).toBe(400);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+    }
     expect((await app.request('/alerts')).status).toBe(401);
   });
 });

@@ -2,8 +2,8 @@
  * monitoring's service health: the prober against real HTTP services on loopback (the kit's own
  * `/ready`, ready or naming failed checks, plus services that hang, stall their body, fail, answer
  * slowly or are closed), what each round stores and keeps in memory, failure streaks, retention and
- * uptime; the `/health/overall`, `/health/services` and `/health/history` routes; and the platform
- * gauges on `/metrics`.
+ * uptime; the `/health/overall` and `/health/services` routes in the original operators' snake_case
+ * shapes, `/health/history`; and the platform gauges on `/metrics`.
  */
 import { probes } from '@db/schema/monitor.ts';
 import { createServiceApp, type ServiceApp } from '@shared/app.ts';
@@ -13,8 +13,11 @@ import { createLogger } from '@shared/log.ts';
 import { createMetrics } from '@shared/metrics.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { asc, inArray } from 'drizzle-orm';
+import type { AlertView } from '../../services/monitoring/src/alert-engine.ts';
 import type { HostSample, ServiceProbe } from '../../services/monitoring/src/domain.ts';
-import { healthRoutes, overallStatus, registerHealthGauges, type ActiveAlertLike } from '../../services/monitoring/src/routes/health.ts';
+import { operatorAlertView } from '../../services/monitoring/src/routes/alerts.ts';
+import { healthRoutes, overallStatus, registerHealthGauges, type ServiceHealth } from '../../services/monitoring/src/routes/health.ts';
+import { systemMetricsView } from '../../services/monitoring/src/system-metrics-view.ts';
 import { createServiceProber, type ProbeTarget, type ServiceProber, type ServiceProberDeps } from '../../services/monitoring/src/service-prober.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
@@ -374,10 +377,30 @@ describe('health routes', () => {
   let alpha: PlatformService;
   let beta: PlatformService;
   let gamma: PlatformService;
-  let alerts: ActiveAlertLike[] = [];
+  let alerts: AlertView[] = [];
   let host: HostSample | null = null;
   let researcher: string;
   let viewer: string;
+  /** An active alert as the engine lists it. */
+  const activeAlert = (severity: AlertView['severity'], overrides: Partial<AlertView> = {}): AlertView => ({
+    id: crypto.randomUUID(),
+    rule: 'high_cpu',
+    subject: 'host',
+    severity,
+    title: 'High CPU usage on the host',
+    message: 'CPU usage has been above 80% for 6 minutes (now 93%).',
+    value: 93,
+    threshold: 80,
+    details: { since: '2030-01-01T00:00:00.000Z' },
+    state: 'active',
+    raisedAt: '2030-01-01T00:06:00.000Z',
+    acknowledgedAt: null,
+    acknowledgedBy: null,
+    resolvedAt: null,
+    resolvedBy: null,
+    updatedAt: '2030-01-01T00:06:00.000Z',
+    ...overrides,
+  });
   const hostSample: HostSample = {
     sampledAt: new Date(clock).toISOString(),
     cpuPercent: 12.5,
@@ -448,13 +471,47 @@ describe('health routes', () => {
       expect(res.status).toBe(200);
       const body = await json(res);
       expect(body.overall_status).toBe('healthy');
-      expect(body.services.map((s: ServiceProbe) => [s.service, s.status, s.checkedAt])).toEqual([
+      expect(body.services.map((s: ServiceHealth) => [s.service_name, s.status, s.checked_at])).toEqual([
         [hungA.name, 'healthy', roundAt],
         [hungB.name, 'healthy', roundAt],
         [gone.name, 'healthy', roundAt],
       ]);
-      expect(body.services[0]).toMatchObject({ url: hungA.url, httpStatus: 200, consecutiveFailures: 0, uptime24h: 100, uptime7d: 100 });
-      expect(body.system_metrics).toEqual(hostSample);
+      // The original service_health row, with the platform's additions in the same case.
+      expect(Object.keys(body.services[0]).sort()).toEqual(
+        [
+          'service_name',
+          'status',
+          'response_time_ms',
+          'error_message',
+          'endpoint_url',
+          'http_status_code',
+          'checked_at',
+          'probe_status',
+          'consecutive_failures',
+          'uptime_24h',
+          'uptime_7d',
+        ].sort(),
+      );
+      expect(body.services[0]).toMatchObject({
+        endpoint_url: `${hungA.url}/ready`,
+        http_status_code: 200,
+        error_message: null,
+        probe_status: 'healthy',
+        consecutive_failures: 0,
+        uptime_24h: 100,
+        uptime_7d: 100,
+      });
+      expect(body.services[0].response_time_ms).toBeGreaterThanOrEqual(0);
+      expect(body.system_metrics).toEqual(systemMetricsView(hostSample));
+      expect(body.system_metrics).toMatchObject({
+        cpu_usage_percent: 12.5,
+        cpu_count: 2,
+        load_average_1m: 0.4,
+        memory_usage_percent: 25,
+        disk_usage_percent: 40,
+        network_rx_bytes_per_sec: 1000,
+        collected_at: hostSample.sampledAt,
+      });
       expect(body.active_alerts).toEqual([]);
       expect(body.last_updated).toBe(roundAt);
       // Nothing was probed or stored for the request.
@@ -467,13 +524,28 @@ describe('health routes', () => {
       await prober.probeAll();
       expect((await json(await get('/health/overall'))).overall_status).toBe('healthy');
 
-      alerts = [{ severity: 'medium', id: 'a1', title: 'CPU high' } as ActiveAlertLike];
+      alerts = [activeAlert('medium')];
       let body = await json(await get('/health/overall'));
       expect(body.overall_status).toBe('degraded');
-      expect(body.active_alerts).toEqual([{ severity: 'medium', id: 'a1', title: 'CPU high' }]);
+      // Active alerts in the original Alert shape, as GET /alerts lists them.
+      expect(body.active_alerts).toEqual([operatorAlertView(alerts[0]!)]);
+      expect(body.active_alerts[0]).toMatchObject({
+        id: alerts[0]!.id,
+        alert_type: 'high_cpu',
+        severity: 'medium',
+        description: alerts[0]!.message,
+        metric_name: 'cpu_usage_percent',
+        metric_value: 93,
+        threshold_value: 80,
+        is_active: true,
+        is_acknowledged: false,
+        triggered_at: '2030-01-01T00:06:00.000Z',
+      });
 
-      alerts = [{ severity: 'critical' }];
-      expect((await json(await get('/health/overall'))).overall_status).toBe('critical');
+      alerts = [activeAlert('critical', { rule: 'service_unhealthy', subject: 'job-processor' })];
+      body = await json(await get('/health/overall'));
+      expect(body.overall_status).toBe('critical');
+      expect(body.active_alerts[0]).toMatchObject({ alert_type: 'service_down', service_name: 'job-processor', metric_name: null });
 
       alerts = [];
       beta.failing.add('database');
@@ -481,14 +553,25 @@ describe('health routes', () => {
       await prober.probeAll();
       body = await json(await get('/health/overall'));
       expect(body.overall_status).toBe('degraded');
-      expect(body.services[1]).toMatchObject({ service: beta.name, status: 'unhealthy', failedCheck: 'database', consecutiveFailures: 1 });
+      expect(body.services[1]).toMatchObject({
+        service_name: beta.name,
+        status: 'unhealthy',
+        probe_status: 'unhealthy',
+        http_status_code: 503,
+        error_message: 'database',
+        consecutive_failures: 1,
+      });
       expect(body.system_metrics).toBeNull();
       expect(body.last_updated).toBe(new Date(clock).toISOString());
 
       alpha.mode = 'hang';
       tick();
       await prober.probeAll();
-      expect((await json(await get('/health/overall'))).overall_status).toBe('critical');
+      body = await json(await get('/health/overall'));
+      expect(body.overall_status).toBe('critical');
+      // No answer at all is still `unhealthy` in the original vocabulary; probe_status tells which.
+      expect(body.services[0]).toMatchObject({ service_name: alpha.name, status: 'unhealthy', probe_status: 'unreachable', response_time_ms: null, http_status_code: null });
+      expect(body.services[0].error_message).toContain('no answer within');
     });
 
     it('needs a signed-in caller, while the kit’s /health stays public', async () => {
@@ -508,18 +591,33 @@ describe('health routes', () => {
       tick();
       const res = await get('/health/services', viewer);
       expect(res.status).toBe(200);
-      const body: ServiceProbe[] = await json(res);
-      expect(body.map((p) => [p.service, p.status, p.httpStatus])).toEqual([
+      const body: ServiceHealth[] = await json(res);
+      expect(Array.isArray(body)).toBe(true);
+      expect(body.map((p) => [p.service_name, p.status, p.http_status_code])).toEqual([
         [alpha.name, 'healthy', 200],
         [beta.name, 'healthy', 200],
         [gamma.name, 'unhealthy', 500],
       ]);
-      expect(body[0]!.url).toBe(alpha.url);
+      expect(body[0]).toMatchObject({ endpoint_url: `${alpha.url}/ready`, error_message: null, checked_at: new Date(clock).toISOString(), consecutive_failures: 0 });
+      expect(body[0]!.uptime_24h).toBeNumber();
+      expect(body[2]).toMatchObject({ probe_status: 'unhealthy', error_message: 'HTTP 500', consecutive_failures: 1 });
       const rows = await rowsOf(alpha.name, beta.name, gamma.name);
       expect(rows).toHaveLength(before + 3);
       expect(rows.slice(-3).every((r) => r.checkedAt.getTime() === clock)).toBe(true);
       const overall = await json(await get('/health/overall'));
-      expect(overall.services[2]).toMatchObject({ service: gamma.name, status: 'unhealthy', failedCheck: 'HTTP 500' });
+      expect(overall.services[2]).toMatchObject({ service_name: gamma.name, status: 'unhealthy', error_message: 'HTTP 500' });
+    });
+
+    it('reports a slow but ready service as healthy in the original status and degraded in probe_status', async () => {
+      const slow = await startService('slow-route', 'slow');
+      const slowApp = buildApp(makeProber([target(slow)], { degradedLatencyMs: 50, timeoutMs: 5_000 }));
+      tick();
+      const [row] = await json(await slowApp.request('/health/services', { headers: { authorization: `Bearer ${viewer}` } }));
+      expect(row).toMatchObject({ service_name: slow.name, status: 'healthy', probe_status: 'degraded', http_status_code: 200, consecutive_failures: 0 });
+      expect(row.response_time_ms).toBeGreaterThan(50);
+      const overall = await json(await slowApp.request('/health/overall', { headers: { authorization: `Bearer ${viewer}` } }));
+      expect(overall.overall_status).toBe('degraded');
+      expect(overall.services).toEqual([row]);
     });
 
     it('answers 401 without a token and probes nothing', async () => {
@@ -590,6 +688,12 @@ describe('health routes', () => {
       expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/health/overall', '/health/services', '/health/history']));
       expect(doc.paths['/health/history'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['cursor', 'from', 'limit', 'service', 'to']);
       expect(Object.keys(doc.components.schemas.OverallHealth.properties).sort()).toEqual(['active_alerts', 'last_updated', 'overall_status', 'services', 'system_metrics']);
+      expect(doc.components.schemas.PlatformServiceHealth.properties).toHaveProperty('service_name');
+      expect(doc.components.schemas.PlatformServiceHealth.properties).toHaveProperty('http_status_code');
+      expect(doc.components.schemas.SystemMetrics.properties).toHaveProperty('cpu_usage_percent');
+      expect(doc.components.schemas.MonitoringAlert.properties).toHaveProperty('alert_type');
+      const servicesItems = doc.paths['/health/services'].get.responses['200'].content['application/json'].schema;
+      expect(servicesItems).toEqual({ type: 'array', items: { $ref: '#/components/schemas/PlatformServiceHealth' } });
     });
   });
 
@@ -599,7 +703,7 @@ describe('health routes', () => {
       gamma.failing.add('database');
       tick();
       await prober.probeAll();
-      alerts = [{ severity: 'high' }, { severity: 'medium' }];
+      alerts = [activeAlert('high'), activeAlert('medium')];
       const res = await get('/metrics', null);
       expect(res.status).toBe(200);
       const text = await res.text();

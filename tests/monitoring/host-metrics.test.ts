@@ -1,7 +1,8 @@
 /**
  * Host metrics: the /proc parsers on fixture text (exact figures), the readers against this machine's
  * own /proc and statfs (compared with what the test reads itself right after), the sampler storing,
- * pruning and computing rates from its previous reading, and the two routes with real token checks.
+ * pruning and computing rates from its previous reading, the operators' snake_case view of a sample,
+ * and the two routes with real token checks.
  * Samplers over fixture proc directories use injected clocks in distant years, so their rows never
  * mix with samples taken at the real time.
  */
@@ -33,6 +34,7 @@ import {
   readNetDev,
 } from '../../services/monitoring/src/proc-readers.ts';
 import { systemMetricsRoutes } from '../../services/monitoring/src/routes/system-metrics.ts';
+import { systemMetricsView, type SystemMetrics } from '../../services/monitoring/src/system-metrics-view.ts';
 import { json } from '../support/json.ts';
 import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
 import { testAuthenticator, tokenFor } from '../support/test-identity.ts';
@@ -377,6 +379,61 @@ describe('host sampler', () => {
   });
 });
 
+describe('system metrics view', () => {
+  const GIB = 1024 ** 3;
+  const sample: HostSample = {
+    sampledAt: '2009-01-01T00:00:00.000Z',
+    cpuPercent: 70,
+    cpuCount: 2,
+    load: { one: 0.52, five: 1.04, fifteen: 2.5 },
+    memory: { totalBytes: 16 * GIB, availableBytes: 4.5 * GIB, percent: 71.88 },
+    disks: [
+      { path: '/data', totalBytes: 100 * GIB, usedBytes: 40 * GIB, freeBytes: 55 * GIB, percent: 42.11 },
+      { path: '/storage', totalBytes: 2 * GIB, usedBytes: 1.5 * GIB, freeBytes: 0.25 * GIB, percent: 85.71 },
+    ],
+    network: { rxBytesPerSec: 2_000_000, txBytesPerSec: 500_000 },
+  };
+
+  it('gives the original flat snake_case fields in GiB, the first watched path as disk_*, and every path in disks', () => {
+    expect(systemMetricsView(sample)).toEqual({
+      cpu_usage_percent: 70,
+      cpu_count: 2,
+      load_average_1m: 0.52,
+      load_average_5m: 1.04,
+      load_average_15m: 2.5,
+      memory_total_gb: 16,
+      memory_used_gb: 11.5,
+      memory_available_gb: 4.5,
+      memory_usage_percent: 71.88,
+      disk_total_gb: 100,
+      disk_used_gb: 40,
+      disk_free_gb: 55,
+      disk_usage_percent: 42.11,
+      network_rx_bytes_per_sec: 2_000_000,
+      network_tx_bytes_per_sec: 500_000,
+      disks: [
+        { path: '/data', total_gb: 100, used_gb: 40, free_gb: 55, usage_percent: 42.11 },
+        { path: '/storage', total_gb: 2, used_gb: 1.5, free_gb: 0.25, usage_percent: 85.71 },
+      ],
+      collected_at: '2009-01-01T00:00:00.000Z',
+    });
+  });
+
+  it('rounds sizes to two decimals and leaves disk_* and rates null when there is nothing to report', () => {
+    const view = systemMetricsView({
+      ...sample,
+      cpuPercent: null,
+      memory: { totalBytes: 16_000_000 * 1024, availableBytes: 4_000_000 * 1024, percent: 75 },
+      disks: [],
+      network: { rxBytesPerSec: null, txBytesPerSec: null },
+    });
+    // 16 000 000 KiB = 15.2588 GiB; 12 000 000 KiB used = 11.4441 GiB.
+    expect(view).toMatchObject({ cpu_usage_percent: null, memory_total_gb: 15.26, memory_used_gb: 11.44, memory_available_gb: 3.81, memory_usage_percent: 75 });
+    expect(view).toMatchObject({ disk_total_gb: null, disk_used_gb: null, disk_free_gb: null, disk_usage_percent: null, disks: [] });
+    expect(view).toMatchObject({ network_rx_bytes_per_sec: null, network_tx_bytes_per_sec: null });
+  });
+});
+
 describe('GET /metrics/system', () => {
   let token: string;
   const build = (s: ReturnType<typeof sampler>): ServiceApp => {
@@ -410,16 +467,17 @@ describe('GET /metrics/system', () => {
     const res = await get(app, '/metrics/system');
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body.cpuPercent).toBeNull();
-    expect(body.memory.totalBytes).toBe((await procNow()).memTotal);
+    expect(body.cpu_usage_percent).toBeNull();
+    expect(body.memory_total_gb).toBe(Math.round(((await procNow()).memTotal / 1024 ** 3) * 100) / 100);
     expect(body.disks[0].path).toBe(dataDir);
-    expect(s.latest()).toEqual(body);
+    expect(body.disk_usage_percent).toBe(body.disks[0].usage_percent);
+    expect(systemMetricsView(s.latest()!)).toEqual(body);
 
     // Answered from the latest sample: no new reading per request.
     expect(await json(await get(app, '/metrics/system'))).toEqual(body);
   });
 
-  it('answers the sampler’s latest sample', async () => {
+  it('answers the sampler’s latest sample in the original snake_case shape', async () => {
     const procRoot = await fixtureProc('proc-route');
     const base = Date.UTC(2008, 0, 1);
     const time = clock(base);
@@ -430,7 +488,24 @@ describe('GET /metrics/system', () => {
     const latest = await s.sample();
     const res = await get(build(s), '/metrics/system');
     expect(res.status).toBe(200);
-    expect(await json(res)).toEqual({ ...latest, cpuPercent: 70 });
+    const body: SystemMetrics = await json(res);
+    expect(body).toEqual(systemMetricsView(latest));
+    // The fixture's figures, as operators' scripts read them.
+    expect(body).toMatchObject({
+      cpu_usage_percent: 70,
+      cpu_count: 2,
+      load_average_1m: 0.52,
+      load_average_5m: 1.04,
+      load_average_15m: 2.5,
+      memory_total_gb: 15.26,
+      memory_used_gb: 11.44,
+      memory_available_gb: 3.81,
+      memory_usage_percent: 75,
+      collected_at: new Date(base + 1_000).toISOString(),
+    });
+    expect(body.disks.map((d) => d.path)).toEqual([dataDir]);
+    expect(body.disk_total_gb).toBe(body.disks[0]!.total_gb);
+    expect(body).not.toHaveProperty('cpuPercent');
   });
 
   it('answers 503 with a problem when there is no sample and the host cannot be read', async () => {
@@ -468,8 +543,9 @@ describe('GET /metrics/system/history', () => {
     const res = await get(`/metrics/system/history?from=${at(1)}&to=${at(3)}`);
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body.items.map((i: HostSample) => i.sampledAt)).toEqual([at(3), at(2), at(1)]);
-    expect(body.items[0]).toMatchObject({ load: { one: 0.52 }, memory: { percent: 75 }, cpuCount: 2 });
+    expect(body.items.map((i: SystemMetrics) => i.collected_at)).toEqual([at(3), at(2), at(1)]);
+    expect(body.items[0]).toMatchObject({ load_average_1m: 0.52, memory_usage_percent: 75, memory_total_gb: 15.26, cpu_count: 2 });
+    expect(body.items[0].disks.map((d: { path: string }) => d.path)).toEqual([dataDir]);
     expect(body.nextCursor).toBeNull();
   });
 
@@ -482,7 +558,7 @@ describe('GET /metrics/system/history', () => {
       expect(res.status).toBe(200);
       const body = await json(res);
       expect(body.items.length).toBeLessThanOrEqual(2);
-      seen.push(...body.items.map((i: HostSample) => i.sampledAt));
+      seen.push(...body.items.map((i: SystemMetrics) => i.collected_at));
       cursor = body.nextCursor;
       pages += 1;
     } while (cursor && pages < 10);

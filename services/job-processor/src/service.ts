@@ -3,10 +3,9 @@ import { z } from '@hono/zod-openapi';
 import { outbox } from '@db/schema/jobs.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { externalCallsEnv, platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
-import { platformEventSinks } from '@shared/event-sink.ts';
+import { platformOutboxRelay } from '@shared/event-sink.ts';
 import { createHttpClient } from '@shared/http-client.ts';
 import { outboundPolicy } from '@shared/outbound.ts';
-import { createOutboxRelay } from '@shared/outbox-relay.ts';
 import { configuredKeys, createSecretBox } from '@shared/secret-box.ts';
 import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
@@ -45,16 +44,12 @@ export const definition = defineService({
     const registry = registryClient(client('service-registry', env.SERVICE_REGISTRY_URL), auth.credential);
     const files = filesClient(client('file-manager', env.FILE_MANAGER_URL), auth.credential, env.FILE_MANAGER_URL);
     const vault = vaultClient(client('user-service', env.USER_SERVICE_URL), auth.credential);
-    const relay = createOutboxRelay({
+    const relay = platformOutboxRelay({
       db,
       table: outbox,
-      logger: infra.logger.child({ worker: 'outbox-relay' }),
-      deliver: platformEventSinks({
-        notificationUrl: env.NOTIFICATION_URL,
-        monitoringUrl: env.MONITORING_URL,
-        credential: auth.credential,
-        createClient: (service, baseUrl) => createHttpClient({ service, baseUrl, timeoutMs: 5_000 }),
-      }),
+      logger: infra.logger,
+      credential: auth.credential,
+      consumers: { notification: env.NOTIFICATION_URL, monitoring: env.MONITORING_URL },
     });
     const worker =
       env.ROLE === 'api'

@@ -9,7 +9,8 @@
 import { probes } from '@db/schema/monitor.ts';
 import type { Db } from '@shared/db.ts';
 import type { Logger } from '@shared/log.ts';
-import { createWorkerLoop, errorText, type LoopControl } from '@shared/worker-loop.ts';
+import { createProbeLoop, type ProbeScheduleOptions } from '@shared/probe-loop.ts';
+import { errorText, type LoopControl } from '@shared/worker-loop.ts';
 import { and, desc, eq, gte, inArray, lt, max, sql } from 'drizzle-orm';
 import type { ProbeStatus, ServiceProbe } from './domain.ts';
 
@@ -26,25 +27,20 @@ export interface ServiceUptime {
   uptime7d: number | null;
 }
 
-export interface ServiceProberDeps {
+/** Scheduling (`intervalMs`, `jitter`, `initialDelayMs`, `random`): see `ProbeScheduleOptions`. */
+export interface ServiceProberDeps extends ProbeScheduleOptions {
   db: Db;
   logger: Logger;
   /** The services to probe (the other six platform services). */
   targets: ProbeTarget[];
   /** Per-probe budget: connect, headers and body together. */
   timeoutMs: number;
-  intervalMs: number;
   /** Probe rows older than this are deleted each round. */
   retentionMs: number;
   /** A ready answer slower than this is `degraded`; default 1000 ms. */
   degradedLatencyMs?: number;
-  /** Delay before the first round after `start()`; default 1 s (lets the platform finish starting). */
-  initialDelayMs?: number;
-  /** Fraction of `intervalMs` each wait may vary by; default 0.1. */
-  jitter?: number;
   now?: () => number;
   fetch?: typeof fetch;
-  random?: () => number;
   /** Called with every round's probes once they are stored (the alert engine evaluates here). Errors are logged, not raised. */
   onRound?: (probes: ServiceProbe[]) => void | Promise<void>;
 }
@@ -239,17 +235,7 @@ export function createServiceProber(deps: ServiceProberDeps): ServiceProber {
     return (await uptimeSince(new Date(sinceMs), [service])).get(service) ?? null;
   }
 
-  const loop = createWorkerLoop({
-    name: 'service-probe',
-    logger: deps.logger,
-    intervalMs: deps.intervalMs,
-    jitter: deps.jitter ?? 0.1,
-    initialDelayMs: deps.initialDelayMs ?? Math.min(1_000, deps.intervalMs),
-    random: deps.random,
-    round: async () => {
-      await probeAll();
-    },
-  });
+  const loop = createProbeLoop('service-probe', deps.logger, deps, probeAll);
 
   return {
     probeAll,

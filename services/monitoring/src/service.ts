@@ -3,10 +3,9 @@ import { z } from '@hono/zod-openapi';
 import { outbox } from '@db/schema/monitor.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
-import { httpEventSink } from '@shared/event-sink.ts';
+import { platformOutboxRelay } from '@shared/event-sink.ts';
 import { createHttpClient } from '@shared/http-client.ts';
 import { createMetrics } from '@shared/metrics.ts';
-import { createOutboxRelay } from '@shared/outbox-relay.ts';
 import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { createAlertEngine } from './alert-engine.ts';
@@ -40,13 +39,9 @@ export const definition = defineService({
   build: (env, infra) => {
     const db = infra.database.db;
     const auth = createServiceAuth('monitoring', env, infra.kv);
-    const http = (service: string, baseUrl: string, timeoutMs = 2_000) => createHttpClient({ service, baseUrl, timeoutMs, retries: 1 });
-    const relay = createOutboxRelay({
-      db,
-      table: outbox,
-      logger: infra.logger.child({ worker: 'outbox-relay' }),
-      deliver: httpEventSink({ client: http('notification', env.NOTIFICATION_URL, 5_000), credential: auth.credential }),
-    });
+    const http = (service: string, baseUrl: string) => createHttpClient({ service, baseUrl, timeoutMs: 2_000, retries: 1 });
+    // Alerts go to notification only: monitoring does not post its own events back to itself.
+    const relay = platformOutboxRelay({ db, table: outbox, logger: infra.logger, credential: auth.credential, consumers: { notification: env.NOTIFICATION_URL } });
     const stats = statsClients(
       { jobs: http('job-processor', env.JOB_PROCESSOR_URL), users: http('user-service', env.USER_SERVICE_URL), files: http('file-manager', env.FILE_MANAGER_URL), registry: http('service-registry', env.SERVICE_REGISTRY_URL) },
       auth.credential,

@@ -3,17 +3,20 @@
  * transaction) and hands them to the mail server, retrying failures with capped exponential backoff
  * until they are sent or given up.
  *
- * Rows are claimed as the outbox relay claims them: a short transaction selects a batch `FOR UPDATE
- * SKIP LOCKED` and pushes each row's `next_attempt_at` forward by a lease; SMTP happens outside any
- * transaction. Several replicas can therefore share the queue without sending a row twice, and a
+ * Rows are claimed as the outbox relay claims them (`claimDueRows`, shared/leased-queue.ts): a short
+ * transaction selects a batch `FOR UPDATE SKIP LOCKED` and pushes each row's `next_attempt_at` forward
+ * by a lease; SMTP happens outside any transaction. Several replicas can therefore share the queue without sending a row twice, and a
  * sender that dies mid-batch loses nothing: its rows become due again when the lease runs out (a
  * message the server had already accepted is then sent again — at least once, not exactly once).
  */
 import { emailOutbox } from '@db/schema/notify.ts';
 import type { Db } from '@shared/db.ts';
+import { createInFlight } from '@shared/in-flight.ts';
+import { claimDueRows, pruneStampedBefore } from '@shared/leased-queue.ts';
 import type { Logger } from '@shared/log.ts';
+import { backoffDelay } from '@shared/retry-backoff.ts';
 import { createWorkerLoop, type WorkerLoop } from '@shared/worker-loop.ts';
-import { and, asc, eq, inArray, isNotNull, isNull, lt, lte } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, lte } from 'drizzle-orm';
 import { EmailSendError, type EmailTransport } from './smtp-transport.ts';
 
 export interface EmailRound {
@@ -59,8 +62,6 @@ export interface EmailSenderDeps {
 }
 
 const DAY_MS = 86_400_000;
-/** Rows deleted per round at most, so pruning a backlog never becomes one long statement. */
-const PRUNE_LIMIT = 1_000;
 const LAST_ERROR_MAX = 500;
 
 type Claimed = Pick<typeof emailOutbox.$inferSelect, 'id' | 'toAddress' | 'subject' | 'text' | 'html' | 'attempts'>;
@@ -84,39 +85,23 @@ export function createEmailSender(deps: EmailSenderDeps): EmailSender {
   const retainFailedMs = deps.retainFailedMs ?? 30 * DAY_MS;
 
   /** Rounds started by `runOnce()`; the loop's own round is the loop's to wait for. */
-  const inFlight = new Set<Promise<unknown>>();
+  const inFlight = createInFlight();
   /** Set by `stop()`: the round in flight tries no more rows and hands the rest back. */
   let stopping = false;
 
-  /** Equal jitter: half the capped delay fixed, half random, so retries from many rows spread out. */
-  function backoffMs(attempts: number): number {
-    const capped = Math.min(maxBackoffMs, baseBackoffMs * 2 ** Math.max(0, attempts - 1));
-    return Math.round(capped / 2 + random() * (capped / 2));
-  }
+  const backoffMs = (attempts: number) => backoffDelay(attempts, { baseMs: baseBackoffMs, maxMs: maxBackoffMs, random });
 
   async function claim(at: number, leaseUntil: Date): Promise<Claimed[]> {
-    return db.transaction(async (tx) => {
-      const rows = await tx
+    return claimDueRows(db, emailOutbox, leaseUntil, (tx) =>
+      tx
         .select({ id: emailOutbox.id, toAddress: emailOutbox.toAddress, subject: emailOutbox.subject, text: emailOutbox.text, html: emailOutbox.html, attempts: emailOutbox.attempts })
         .from(emailOutbox)
         .where(and(isNull(emailOutbox.sentAt), isNull(emailOutbox.failedAt), lte(emailOutbox.nextAttemptAt, new Date(at))))
         // UUIDv7 ids break ties between rows queued in one transaction.
         .orderBy(asc(emailOutbox.nextAttemptAt), asc(emailOutbox.id))
         .limit(batchSize)
-        .for('update', { skipLocked: true });
-      if (rows.length > 0) {
-        await tx
-          .update(emailOutbox)
-          .set({ nextAttemptAt: leaseUntil })
-          .where(
-            inArray(
-              emailOutbox.id,
-              rows.map((r) => r.id),
-            ),
-          );
-      }
-      return rows;
-    });
+        .for('update', { skipLocked: true }),
+    );
   }
 
   /** Hands claimed rows back without counting an attempt: due at `at`, unless someone else took them meanwhile. */
@@ -166,19 +151,9 @@ export function createEmailSender(deps: EmailSenderDeps): EmailSender {
   }
 
   async function prune(at: number): Promise<number> {
-    const oldSent = db
-      .select({ id: emailOutbox.id })
-      .from(emailOutbox)
-      .where(and(isNotNull(emailOutbox.sentAt), lt(emailOutbox.sentAt, new Date(at - retainSentMs))))
-      .limit(PRUNE_LIMIT);
-    const oldFailed = db
-      .select({ id: emailOutbox.id })
-      .from(emailOutbox)
-      .where(and(isNotNull(emailOutbox.failedAt), lt(emailOutbox.failedAt, new Date(at - retainFailedMs))))
-      .limit(PRUNE_LIMIT);
-    const sent = await db.delete(emailOutbox).where(inArray(emailOutbox.id, oldSent)).returning({ id: emailOutbox.id });
-    const failed = await db.delete(emailOutbox).where(inArray(emailOutbox.id, oldFailed)).returning({ id: emailOutbox.id });
-    return sent.length + failed.length;
+    const sent = await pruneStampedBefore(db, emailOutbox, emailOutbox.sentAt, new Date(at - retainSentMs));
+    const failed = await pruneStampedBefore(db, emailOutbox, emailOutbox.failedAt, new Date(at - retainFailedMs));
+    return sent + failed;
   }
 
   async function round(): Promise<EmailRound & { claimed: number }> {
@@ -226,13 +201,6 @@ export function createEmailSender(deps: EmailSenderDeps): EmailSender {
     return result;
   }
 
-  function track<T>(promise: Promise<T>): Promise<T> {
-    inFlight.add(promise);
-    const forget = () => inFlight.delete(promise);
-    promise.then(forget, forget);
-    return promise;
-  }
-
   const loop = createWorkerLoop({
     name: 'email',
     logger,
@@ -251,7 +219,7 @@ export function createEmailSender(deps: EmailSenderDeps): EmailSender {
 
   return {
     async runOnce() {
-      const { sent, failed } = await track(round());
+      const { sent, failed } = await inFlight.track(round());
       return { sent, failed };
     },
     start() {
@@ -261,7 +229,7 @@ export function createEmailSender(deps: EmailSenderDeps): EmailSender {
     async stop() {
       stopping = true;
       try {
-        await Promise.allSettled([loop.stop(), ...inFlight]);
+        await Promise.allSettled([loop.stop(), inFlight.settled()]);
       } finally {
         stopping = false;
       }

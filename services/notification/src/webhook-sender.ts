@@ -2,8 +2,9 @@
  * Delivers queued webhook deliveries (rows fan-out and the test endpoint write to
  * `notify.webhook_deliveries`) to users' endpoints, signed per Standard Webhooks.
  *
- * Claiming follows the outbox relay: a short transaction takes due rows of active endpoints with
- * `FOR UPDATE SKIP LOCKED` and pushes their `next_attempt_at` forward by a lease, then the HTTP calls
+ * Claiming follows the outbox relay (`claimDueRows`, shared/leased-queue.ts): a short transaction takes
+ * due rows of active endpoints with `FOR UPDATE SKIP LOCKED` and pushes their `next_attempt_at` forward
+ * by a lease, then the HTTP calls
  * run outside it (in parallel, each bounded by `timeoutMs`, so one slow receiver does not hold up the
  * others). A sender that dies mid-batch loses nothing: the rows come due again when the lease ends.
  *
@@ -20,8 +21,11 @@
  */
 import { webhookDeliveries, webhooks } from '@db/schema/notify.ts';
 import type { Db } from '@shared/db.ts';
+import { createInFlight } from '@shared/in-flight.ts';
+import { claimDueRows } from '@shared/leased-queue.ts';
 import type { Logger } from '@shared/log.ts';
 import type { OutboundPolicy } from '@shared/outbound.ts';
+import { backoffDelay } from '@shared/retry-backoff.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { createWorkerLoop, errorText } from '@shared/worker-loop.ts';
 import { and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm';
@@ -296,16 +300,10 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const userAgent = deps.userAgent ?? 'federated-imputation-webhooks/1';
   if (leaseMs <= timeoutMs) throw new Error('createWebhookSender: leaseMs must exceed timeoutMs');
 
-  const inFlight = new Set<Promise<unknown>>();
-
-  /** Equal jitter: half the capped delay fixed, half random, so a crowd of retries spreads out. */
-  function backoffMs(attempts: number): number {
-    const capped = Math.min(maxBackoffMs, baseBackoffMs * 4 ** Math.max(0, attempts - 1));
-    return Math.round(capped / 2 + random() * (capped / 2));
-  }
+  const inFlight = createInFlight();
 
   async function claim(at: number, only?: string): Promise<Claimed[]> {
-    return db.transaction(async (tx) => {
+    return claimDueRows(db, webhookDeliveries, new Date(at + leaseMs), async (tx) => {
       // No join in the locking query: `FOR UPDATE OF` wants an unqualified name, which a schema-qualified
       // table does not give; the endpoint condition is a semi-join instead.
       const rows = await tx
@@ -330,15 +328,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         .limit(only ? 1 : batchSize)
         .for('update', { skipLocked: true });
       if (rows.length === 0) return [];
-      await tx
-        .update(webhookDeliveries)
-        .set({ nextAttemptAt: new Date(at + leaseMs) })
-        .where(
-          inArray(
-            webhookDeliveries.id,
-            rows.map((r) => r.id),
-          ),
-        );
+      // A row whose endpoint was deleted meanwhile is left out (and so not leased): the delete cascades to it.
       const endpoints = await tx
         .select({ id: webhooks.id, url: webhooks.url, secretSealed: webhooks.secretSealed })
         .from(webhooks)
@@ -420,7 +410,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     }
     const attempts = d.attempts + 1;
     if (attempts < maxAttempts) {
-      const retryInMs = backoffMs(attempts);
+      const retryInMs = backoffDelay(attempts, { baseMs: baseBackoffMs, maxMs: maxBackoffMs, factor: 4, random });
       await db
         .update(webhookDeliveries)
         .set({ ...common, nextAttemptAt: new Date(at.getTime() + retryInMs) })
@@ -475,13 +465,6 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     return result;
   }
 
-  function track<T>(promise: Promise<T>): Promise<T> {
-    inFlight.add(promise);
-    const forget = () => inFlight.delete(promise);
-    promise.then(forget, forget);
-    return promise;
-  }
-
   const loop = createWorkerLoop({
     name: 'webhooks',
     logger,
@@ -496,14 +479,14 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   });
 
   return {
-    runOnce: () => track(round()),
+    runOnce: () => inFlight.track(round()),
     start: () => loop.start(),
     async stop() {
-      await Promise.allSettled([loop.stop(), ...inFlight]);
+      await Promise.allSettled([loop.stop(), inFlight.settled()]);
     },
     wake: () => loop.wake(),
     deliverNow: (deliveryId) =>
-      track(
+      inFlight.track(
         (async () => {
           const [row] = await claim(now(), deliveryId);
           if (!row) return null;

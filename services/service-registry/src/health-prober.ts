@@ -12,7 +12,8 @@ import type { Logger } from '@shared/log.ts';
 import type { OutboundPolicy } from '@shared/outbound.ts';
 import { outboxRow } from '@shared/outbox.ts';
 import { HEALTH_STATUSES, type HealthStatus } from '@shared/schemas/registry.ts';
-import { createWorkerLoop, type LoopControl } from '@shared/worker-loop.ts';
+import { createProbeLoop, type ProbeScheduleOptions } from '@shared/probe-loop.ts';
+import type { LoopControl } from '@shared/worker-loop.ts';
 import { and, eq, isNull, lt } from 'drizzle-orm';
 import type { HealthRow, ServiceRow } from './domain.ts';
 import { probeCloudgene } from './probes/cloudgene-probe.ts';
@@ -61,17 +62,13 @@ export interface HealthProber extends LoopControl {
   probeOne(serviceId: string): Promise<ProbeResult | null>;
 }
 
-export interface HealthProberDeps {
+/** Scheduling (`intervalMs`, `jitter`, `initialDelayMs`, `random`): see `ProbeScheduleOptions`. */
+export interface HealthProberDeps extends ProbeScheduleOptions {
   db: Db;
   logger: Logger;
   policy: OutboundPolicy;
   /** Per-probe budget: connect, answer and body together. */
   timeoutMs: number;
-  intervalMs: number;
-  /** Fraction of `intervalMs` each wait may vary by, so replicas and servers do not fall into step; default 0.1. */
-  jitter?: number;
-  /** Delay before the first round after `start()`; default 1 s (lets the service finish starting). */
-  initialDelayMs?: number;
   historyRetentionMs: number;
   /** The operator's own credential for a service, when one is configured. */
   operatorToken?: (service: ServiceRow) => string | undefined;
@@ -79,7 +76,6 @@ export interface HealthProberDeps {
   onStatusChange?: () => Promise<void>;
   now?: () => number;
   fetch?: typeof fetch;
-  random?: () => number;
 }
 
 const FAILING: ReadonlySet<HealthStatus> = new Set(['unhealthy', 'unreachable']);
@@ -263,17 +259,7 @@ export function createHealthProber(deps: HealthProberDeps): HealthProber {
     return stored;
   }
 
-  const loop = createWorkerLoop({
-    name: 'probe',
-    logger: deps.logger,
-    intervalMs: deps.intervalMs,
-    jitter: deps.jitter ?? 0.1,
-    initialDelayMs: deps.initialDelayMs ?? Math.min(1_000, deps.intervalMs),
-    random: deps.random,
-    round: async () => {
-      await probeAll();
-    },
-  });
+  const loop = createProbeLoop('probe', deps.logger, deps, probeAll);
 
   return {
     probeAll,

@@ -3,10 +3,9 @@ import { z } from '@hono/zod-openapi';
 import { outbox } from '@db/schema/registry.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { externalCallsEnv, platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
-import { platformEventSinks } from '@shared/event-sink.ts';
+import { platformOutboxRelay } from '@shared/event-sink.ts';
 import { createHttpClient } from '@shared/http-client.ts';
 import { outboundPolicy } from '@shared/outbound.ts';
-import { createOutboxRelay } from '@shared/outbox-relay.ts';
 import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { resolve } from 'node:path';
@@ -41,16 +40,12 @@ export const definition = defineService({
     const catalogue = createCatalogue({ db, kv: infra.kv, cacheTtlMs: env.CATALOGUE_CACHE_SECONDS * 1000 });
     const userService = createHttpClient({ service: 'user-service', baseUrl: env.USER_SERVICE_URL, timeoutMs: 3_000 });
     const operators = createOperatorCredentials({ configured: env.OPERATOR_TOKENS, release: vaultRelease(userService, auth.credential) });
-    const relay = createOutboxRelay({
+    const relay = platformOutboxRelay({
       db,
       table: outbox,
-      logger: infra.logger.child({ worker: 'outbox-relay' }),
-      deliver: platformEventSinks({
-        notificationUrl: env.NOTIFICATION_URL,
-        monitoringUrl: env.MONITORING_URL,
-        credential: auth.credential,
-        createClient: (service, baseUrl) => createHttpClient({ service, baseUrl, timeoutMs: 5_000 }),
-      }),
+      logger: infra.logger,
+      credential: auth.credential,
+      consumers: { notification: env.NOTIFICATION_URL, monitoring: env.MONITORING_URL },
     });
     const prober = createHealthProber({
       db,

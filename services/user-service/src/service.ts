@@ -4,9 +4,7 @@ import { outbox } from '@db/schema/users.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { createServiceCredential, type ServiceCredential } from '@shared/auth.ts';
 import { platformUrlsEnv, serviceEnvSchema } from '@shared/config.ts';
-import { httpEventSink } from '@shared/event-sink.ts';
-import { createHttpClient } from '@shared/http-client.ts';
-import { createOutboxRelay } from '@shared/outbox-relay.ts';
+import { platformOutboxRelay } from '@shared/event-sink.ts';
 import { configuredKeys, createSecretBox } from '@shared/secret-box.ts';
 import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
@@ -94,14 +92,12 @@ export const definition = defineService({
       });
       if (created) infra.logger.info('first admin created', { username: created.username });
     }
-    const relay = createOutboxRelay({
+    const relay = platformOutboxRelay({
       db: infra.database.db,
       table: outbox,
-      logger: infra.logger.child({ worker: 'outbox-relay' }),
-      deliver: httpEventSink({
-        client: createHttpClient({ service: 'notification', baseUrl: env.NOTIFICATION_URL, timeoutMs: 5_000 }),
-        credential: selfServiceCredential(domain.tokens),
-      }),
+      logger: infra.logger,
+      credential: selfServiceCredential(domain.tokens),
+      consumers: { notification: env.NOTIFICATION_URL },
     });
     const expiry = createCredentialExpiryNotifier({
       db: infra.database.db,

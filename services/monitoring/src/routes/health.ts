@@ -1,8 +1,9 @@
 /**
- * The platform's health as operators read it (the original's paths and `/health/overall` shape):
- * the overall view from in-memory state, a live probe of every service, and the stored probe
- * history. Every route needs a signed-in caller; the kit's `/health` stays the public liveness check.
- * Also the platform gauges on monitoring's `/metrics`.
+ * The platform's health as operators read it: `/health/overall` (from in-memory state) and
+ * `/health/services` (a live probe of every service) keep the original paths and snake_case shapes,
+ * with the platform's additions in the same case; `/health/history` (a platform addition) pages the
+ * stored probes with `{items, nextCursor}` in camelCase. Every route needs a signed-in caller; the
+ * kit's `/health` stays the public liveness check. Also the platform gauges on monitoring's `/metrics`.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { probes } from '@db/schema/monitor.ts';
@@ -15,13 +16,16 @@ import { jsonContent } from '@shared/openapi.ts';
 import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { and, desc, eq, gte, lt, lte, or, type SQL } from 'drizzle-orm';
+import type { AlertView } from '../alert-engine.ts';
 import { PROBE_STATUSES, type HostSample, type ProbeStatus, type ServiceProbe } from '../domain.ts';
-import { UP_STATUSES, type ServiceProber } from '../service-prober.ts';
+import { UP_STATUSES, type ServiceProber, type ServiceUptime } from '../service-prober.ts';
+import { SystemMetricsSchema, systemMetricsView } from '../system-metrics-view.ts';
+import { OperatorAlertSchema, operatorAlertView } from './alerts.ts';
 
 const security = [{ bearerAuth: [] }];
 const tags = ['Health'];
 
-/** What the overall view needs of an active alert; the whole alert is passed through. */
+/** What the overall status rule needs of an active alert. */
 export interface ActiveAlertLike {
   severity: string;
 }
@@ -31,40 +35,55 @@ export interface HealthRoutesDeps {
   prober: Pick<ServiceProber, 'latest' | 'uptimes' | 'probeAll'>;
   /** The latest host sample, or null before the first. */
   host: () => HostSample | null;
-  /** The alerts currently active. */
-  activeAlerts: () => Promise<ActiveAlertLike[]>;
+  /** The alerts currently active (the engine's view); `/health/overall` shows them in the operators' shape. */
+  activeAlerts: () => Promise<AlertView[]>;
   now?: () => number;
 }
 
-export const ServiceProbeSchema = z
-  .object({
-    service: z.string().openapi({ example: 'user-service' }),
-    url: z.string().openapi({ example: 'http://user-service:8001' }),
-    status: z.enum(PROBE_STATUSES),
-    latencyMs: z.number().nullable(),
-    httpStatus: z.number().int().nullable(),
-    failedCheck: z.string().nullable().openapi({ description: 'The readiness checks that failed (`database,kv`), or why there was no answer.' }),
-    checkedAt: z.string(),
-    consecutiveFailures: z.number().int().openapi({ description: 'Probes in a row that found the service unhealthy or unreachable.' }),
-  })
-  .openapi('ServiceProbe');
+/** The original two-valued verdict: did the service answer ready (a slow answer is still an answer)? */
+const ORIGINAL_STATUSES = ['healthy', 'unhealthy'] as const;
 
-const ServiceHealthSchema = ServiceProbeSchema.extend({
-  uptime24h: z.number().nullable().openapi({ description: 'Percentage of the last 24 h’s probes that found the service up (healthy or degraded); null without probes.' }),
-  uptime7d: z.number().nullable().openapi({ description: 'The same over 7 days, within the probes’ retention.' }),
-}).openapi('ServiceHealthSummary');
-
-const SystemMetricsSchema = z
+export const ServiceHealthSchema = z
   .object({
-    sampledAt: z.string(),
-    cpuPercent: z.number().nullable(),
-    cpuCount: z.number().int(),
-    load: z.object({ one: z.number(), five: z.number(), fifteen: z.number() }),
-    memory: z.object({ totalBytes: z.number(), availableBytes: z.number(), percent: z.number() }),
-    disks: z.array(z.object({ path: z.string(), totalBytes: z.number(), usedBytes: z.number(), freeBytes: z.number(), percent: z.number() })),
-    network: z.object({ rxBytesPerSec: z.number().nullable(), txBytesPerSec: z.number().nullable() }),
+    service_name: z.string().openapi({ example: 'user-service' }),
+    status: z.enum(ORIGINAL_STATUSES).openapi({
+      description: 'The original verdict: `healthy` when the service answered its readiness check (probe_status healthy or degraded), else `unhealthy`.',
+    }),
+    probe_status: z.enum(PROBE_STATUSES).openapi({
+      description: '`degraded` answered ready but slower than the threshold; `unreachable` gave no answer in time or refused the connection.',
+    }),
+    response_time_ms: z.number().nullable().openapi({ description: 'Null when there was no answer.' }),
+    error_message: z.string().nullable().openapi({ description: 'The readiness checks that failed (`database,kv`), `HTTP <code>`, or why there was no answer.' }),
+    endpoint_url: z.string().openapi({ example: 'http://user-service:8001/ready', description: 'The endpoint probed.' }),
+    http_status_code: z.number().int().nullable(),
+    checked_at: z.string(),
+    consecutive_failures: z.number().int().openapi({ description: 'Probes in a row that found the service unhealthy or unreachable.' }),
+    uptime_24h: z.number().nullable().openapi({ description: 'Percentage of the last 24 h’s probes that found the service up (healthy or degraded); null without probes.' }),
+    uptime_7d: z.number().nullable().openapi({ description: 'The same over 7 days, within the probes’ retention.' }),
   })
-  .openapi('SystemMetrics');
+  .openapi('PlatformServiceHealth');
+
+export type ServiceHealth = z.infer<typeof ServiceHealthSchema>;
+
+/**
+ * A probe in the original `service_health` row shape, with the platform's additions (probe_status,
+ * consecutive_failures, uptimes) in the same snake_case. The prober reads `<url>/ready`.
+ */
+export function serviceHealthView(probe: ServiceProbe, uptime: ServiceUptime | undefined): ServiceHealth {
+  return {
+    service_name: probe.service,
+    status: UP_STATUSES.includes(probe.status) ? 'healthy' : 'unhealthy',
+    probe_status: probe.status,
+    response_time_ms: probe.latencyMs,
+    error_message: probe.failedCheck,
+    endpoint_url: `${probe.url.replace(/\/+$/, '')}/ready`,
+    http_status_code: probe.httpStatus,
+    checked_at: probe.checkedAt,
+    consecutive_failures: probe.consecutiveFailures,
+    uptime_24h: uptime?.uptime24h ?? null,
+    uptime_7d: uptime?.uptime7d ?? null,
+  };
+}
 
 export const OVERALL_STATUSES = ['healthy', 'degraded', 'critical'] as const;
 export type OverallStatus = (typeof OVERALL_STATUSES)[number];
@@ -72,9 +91,9 @@ export type OverallStatus = (typeof OVERALL_STATUSES)[number];
 const OverallHealthSchema = z
   .object({
     overall_status: z.enum(OVERALL_STATUSES),
-    services: z.array(ServiceHealthSchema),
-    system_metrics: SystemMetricsSchema.nullable(),
-    active_alerts: z.array(z.looseObject({ severity: z.string() })),
+    services: z.array(ServiceHealthSchema).openapi({ description: 'The latest probe of every service.' }),
+    system_metrics: SystemMetricsSchema.nullable().openapi({ description: 'The latest host sample; null only before the first one.' }),
+    active_alerts: z.array(OperatorAlertSchema),
     last_updated: z.string().openapi({ description: 'When the newest probe or host sample in this view was taken.' }),
   })
   .openapi('OverallHealth');
@@ -103,7 +122,7 @@ const overall = createRoute({
   security,
   summary: 'The platform at a glance: every service’s latest probe with uptimes, the host, and active alerts',
   description:
-    'Answered from the state the background probes keep; nothing is probed at request time. `critical` when an active ' +
+    'The original operators’ shape, all snake_case. Answered from the state the background probes keep; nothing is probed at request time. `critical` when an active ' +
     'alert is critical or more than half the services are unhealthy or unreachable; `degraded` when any service is not ' +
     'healthy or any alert is active; otherwise `healthy`.',
   responses: { 200: { description: 'The overall health.', ...jsonContent(OverallHealthSchema) }, ...problemResponses(401) },
@@ -115,7 +134,8 @@ const services = createRoute({
   tags,
   security,
   summary: 'Probe every service’s readiness now; the results are stored',
-  responses: { 200: { description: 'One probe per service.', ...jsonContent(z.array(ServiceProbeSchema)) }, ...problemResponses(401) },
+  description: 'A bare array in the original `service_health` row shape, one per service, with uptimes including this probe.',
+  responses: { 200: { description: 'One probe per service.', ...jsonContent(z.array(ServiceHealthSchema)) }, ...problemResponses(401) },
 });
 
 const history = createRoute({
@@ -143,25 +163,29 @@ export function healthRoutes(deps: HealthRoutesDeps) {
   const now = deps.now ?? Date.now;
   const app = new OpenAPIHono<AppEnv>();
 
+  const view = (probes: ServiceProbe[]) => {
+    const uptimes = deps.prober.uptimes();
+    return probes.map((p) => serviceHealthView(p, uptimes.get(p.service)));
+  };
+
   app.openapi(overall, async (c) => {
     const latest = deps.prober.latest();
-    const uptimes = deps.prober.uptimes();
     const host = deps.host();
     const alerts = await deps.activeAlerts();
     const times = [...latest.map((p) => Date.parse(p.checkedAt)), ...(host ? [Date.parse(host.sampledAt)] : [])];
     return c.json(
       {
         overall_status: overallStatus(latest, alerts),
-        services: latest.map((p) => ({ ...p, uptime24h: uptimes.get(p.service)?.uptime24h ?? null, uptime7d: uptimes.get(p.service)?.uptime7d ?? null })),
-        system_metrics: host,
-        active_alerts: alerts.map((a) => ({ ...a })),
+        services: view(latest),
+        system_metrics: host ? systemMetricsView(host) : null,
+        active_alerts: alerts.map(operatorAlertView),
         last_updated: new Date(times.length > 0 ? Math.max(...times) : now()).toISOString(),
       },
       200,
     );
   });
 
-  app.openapi(services, async (c) => c.json(await deps.prober.probeAll(), 200));
+  app.openapi(services, async (c) => c.json(view(await deps.prober.probeAll()), 200));
 
   app.openapi(history, async (c) => {
     const { limit, cursor, service, from, to } = c.req.valid('query');

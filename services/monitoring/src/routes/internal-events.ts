@@ -4,21 +4,13 @@
  * in monitor.received_events and evaluated once; a redelivery is acknowledged without a second
  * evaluation. Other types are acknowledged and dropped, so job-processor's chatter does not pile up.
  */
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { OpenAPIHono, z } from '@hono/zod-openapi';
 import { receivedEvents } from '@db/schema/monitor.ts';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
 import type { Db } from '@shared/db.ts';
-import { HttpProblem } from '@shared/errors.ts';
-import { jsonBody, jsonContent } from '@shared/openapi.ts';
-import { EventEnvelopeSchema } from '@shared/schemas/events.ts';
-import { problemResponses } from '@shared/schemas/problem.ts';
+import { assertEventSource, receiveEventRoute } from '@shared/event-intake.ts';
 import { eq } from 'drizzle-orm';
-import { bodyLimit } from 'hono/body-limit';
 import { MONITORED_EVENT_TYPES, type AlertEngine } from '../alert-engine.ts';
-
-/** Envelopes carry ids and small summaries; anything near this is a bug upstream. */
-const MAX_EVENT_BYTES = 256 * 1024;
 
 const EventAcceptedSchema = z
   .object({
@@ -28,19 +20,9 @@ const EventAcceptedSchema = z
   })
   .openapi('MonitoringEventAccepted');
 
-const receive = createRoute({
-  method: 'post',
-  path: '/internal/events',
-  tags: ['Internal'],
-  security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service'), bodyLimit({ maxSize: MAX_EVENT_BYTES })] as const,
-  summary: 'Receive an event from a producer’s outbox relay (idempotent by event id)',
-  description: 'Only service tokens are accepted, and `source` must name the calling service.',
-  request: jsonBody(EventEnvelopeSchema),
-  responses: {
-    202: { description: 'Stored and evaluated, already stored (`duplicate`), or not of interest (`ignored`).', ...jsonContent(EventAcceptedSchema) },
-    ...problemResponses(400, 401, 403, 413, 422),
-  },
+const receive = receiveEventRoute({
+  schema: EventAcceptedSchema,
+  description: 'Stored and evaluated, already stored (`duplicate`), or not of interest (`ignored`).',
 });
 
 export interface EventIntakeDeps {
@@ -56,11 +38,7 @@ export function internalEventRoutes(deps: EventIntakeDeps) {
 
   app.openapi(receive, async (c) => {
     const envelope = c.req.valid('json');
-    const caller = c.get('identity').subject;
-    // A service may only speak for itself: otherwise one compromised service could forge another's events.
-    if (envelope.source !== caller) {
-      throw new HttpProblem(403, 'source_mismatch', `The event's source "${envelope.source}" is not the calling service (${caller}).`);
-    }
+    assertEventSource(c.get('identity'), envelope);
     if (!MONITORED_EVENT_TYPES.has(envelope.type)) return c.json({ id: envelope.id, duplicate: false, ignored: true }, 202);
 
     const stored = await deps.db

@@ -1,4 +1,8 @@
-/** The host's latest metrics sample and its stored history; any verified caller may read them. */
+/**
+ * The host's latest metrics sample and its stored history; any verified caller may read them. Both
+ * answer the original operators' flat snake_case `system_metrics` shape (system-metrics-view.ts); the
+ * history, a platform addition, pages it with the platform's `{items, nextCursor}`.
+ */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { HttpProblem } from '@shared/errors.ts';
@@ -6,37 +10,9 @@ import { jsonContent } from '@shared/openapi.ts';
 import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { HostMetricsUnavailableError, hostSampleView, type HostSampler } from '../host-sampler.ts';
+import { SystemMetricsSchema, systemMetricsView } from '../system-metrics-view.ts';
 
 const security = [{ bearerAuth: [] }];
-
-export const DiskUsageSchema = z
-  .object({
-    path: z.string().openapi({ example: '/var/lib/fip/storage' }),
-    totalBytes: z.number(),
-    usedBytes: z.number(),
-    freeBytes: z.number().openapi({ description: 'What an unprivileged process may still write (df "Available").' }),
-    percent: z.number().openapi({ description: 'used / (used + free), as df reports it.' }),
-  })
-  .openapi('DiskUsage');
-
-export const HostSampleSchema = z
-  .object({
-    sampledAt: z.string().openapi({ example: '2025-01-01T00:00:00.000Z' }),
-    cpuPercent: z.number().nullable().openapi({ description: 'Busy share of all CPUs since the previous sample; null on the first.' }),
-    cpuCount: z.number().int(),
-    load: z.object({ one: z.number(), five: z.number(), fifteen: z.number() }),
-    memory: z.object({
-      totalBytes: z.number(),
-      availableBytes: z.number(),
-      percent: z.number().openapi({ description: 'Used share: 100·(1 − MemAvailable/MemTotal).' }),
-    }),
-    disks: z.array(DiskUsageSchema),
-    network: z.object({
-      rxBytesPerSec: z.number().nullable(),
-      txBytesPerSec: z.number().nullable(),
-    }),
-  })
-  .openapi('HostSample');
 
 const latestSample = createRoute({
   method: 'get',
@@ -44,9 +20,11 @@ const latestSample = createRoute({
   tags: ['Metrics'],
   security,
   summary: 'The latest host sample: CPU, load averages, memory, disk use of the data and storage paths, network rates',
-  description: 'Answered from the sampler’s latest reading; only before the first one does the request read the host itself.',
+  description:
+    'The original monitoring’s `system_metrics` fields (snake_case, sizes in GiB) plus `disks`, one entry per watched path. ' +
+    'Answered from the sampler’s latest reading; only before the first one does the request read the host itself.',
   responses: {
-    200: { description: 'The latest sample.', ...jsonContent(HostSampleSchema) },
+    200: { description: 'The latest sample.', ...jsonContent(SystemMetricsSchema) },
     ...problemResponses(401, 503),
   },
 });
@@ -65,7 +43,7 @@ const history = createRoute({
   summary: 'Stored host samples in a time range, newest first',
   request: { query: HistoryQuerySchema },
   responses: {
-    200: { description: 'A page of samples.', ...jsonContent(pageOf(HostSampleSchema, 'HostSamplePage')) },
+    200: { description: 'A page of samples.', ...jsonContent(pageOf(SystemMetricsSchema, 'SystemMetricsPage')) },
     ...problemResponses(400, 401),
   },
 });
@@ -83,9 +61,9 @@ export function systemMetricsRoutes(deps: SystemMetricsDeps) {
 
   app.openapi(latestSample, async (c) => {
     const current = deps.sampler.latest();
-    if (current) return c.json(current, 200);
+    if (current) return c.json(systemMetricsView(current), 200);
     try {
-      return c.json(await deps.sampler.sample(), 200);
+      return c.json(systemMetricsView(await deps.sampler.sample()), 200);
     } catch (err) {
       if (!(err instanceof HostMetricsUnavailableError)) throw err;
       throw new HttpProblem(503, 'host_metrics_unavailable', `No host sample yet and the host cannot be read: ${err.message}`);
@@ -108,7 +86,7 @@ export function systemMetricsRoutes(deps: SystemMetricsDeps) {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     const nextCursor = rows.length > limit && last ? encodeCursor(`${last.sampledAt.toISOString()}|${last.id}`) : null;
-    return c.json({ items: page.map(hostSampleView), nextCursor }, 200);
+    return c.json({ items: page.map((row) => systemMetricsView(hostSampleView(row))), nextCursor }, 200);
   });
 
   return app;
