@@ -134,7 +134,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   ) as Record<UpstreamName, string>;
 
   return async (request, options) => {
-    const incoming = new URL(request.url);
+    const incoming = splitUrl(request.url);
     const route = resolveRoute(incoming.pathname);
     if (!route) {
       return problemResponse(
@@ -172,28 +172,32 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
     // The timer only guards the wait for headers; it is cleared as soon as they arrive, so a long
     // download keeps streaming. The client's own signal is joined so a client that goes away
-    // releases the upstream request and its body too.
+    // releases the upstream request and its body too (a listener instead of AbortSignal.any, which
+    // allocates a composite signal per request; the listener stays, like the composite did).
     const timeoutMs = timeoutFor(service, method, path);
-    const timer = new AbortController();
+    const upstreamAbort = new AbortController();
     let timedOut = false;
     let overLimit = false;
     const handle = setTimeout(() => {
       timedOut = true;
-      timer.abort();
+      upstreamAbort.abort();
     }, timeoutMs);
+    const clientSignal = request.signal;
+    if (clientSignal.aborted) upstreamAbort.abort(clientSignal.reason);
+    else clientSignal.addEventListener('abort', () => upstreamAbort.abort(clientSignal.reason), { once: true });
 
     // A declared length is enforced by HTTP framing; only a chunked body has to be counted on the way.
     const body =
       request.body && maxBytes !== undefined && declared === null
         ? limitedBody(request.body, maxBytes, () => {
             overLimit = true;
-            timer.abort();
+            upstreamAbort.abort();
           })
         : request.body;
 
     let upstream: Response;
     try {
-      upstream = await doFetch(bases[service] + path + rawQuery(request.url), {
+      upstream = await doFetch(bases[service] + path + incoming.query, {
         method,
         headers: forwardedRequestHeaders(request, incoming, options),
         body,
@@ -202,7 +206,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // Bun's fetch would otherwise inflate the body yet keep Content-Encoding and Content-Length,
         // handing the client a body that contradicts its own headers.
         decompress: false,
-        signal: AbortSignal.any([timer.signal, request.signal]),
+        signal: upstreamAbort.signal,
       });
     } catch (err) {
       if (overLimit) {
@@ -214,7 +218,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         failed('timeout', err);
         return gatewayProblem(504, 'upstream_timeout', `${service} did not answer within ${timeoutMs} ms.`);
       }
-      if (request.signal.aborted) {
+      if (clientSignal.aborted) {
         // Nobody is left to read this; the status only tells logs and metrics what happened.
         report('client_aborted', 499);
         return gatewayProblem(499, 'client_closed_request', 'The client closed the request.');
@@ -231,13 +235,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
     breaker?.success(service);
     report('response', upstream.status);
-    const noBody = method === 'HEAD' || NULL_BODY_STATUSES.has(upstream.status);
-    if (noBody) await upstream.body?.cancel().catch(() => {});
-    return new Response(noBody ? null : upstream.body, {
-      status: upstream.status,
-      statusText: upstream.statusText,
-      headers: withoutHopByHop(upstream.headers),
-    });
+    if (method === 'HEAD' || NULL_BODY_STATUSES.has(upstream.status)) {
+      await upstream.body?.cancel().catch(() => {});
+      return new Response(null, { status: upstream.status, statusText: upstream.statusText, headers: withoutHopByHop(upstream.headers) });
+    }
+    return passThrough(upstream);
 
     function failed(kind: 'timeout' | 'unreachable', err: unknown): void {
       const before = breaker?.state(service);
@@ -269,45 +271,120 @@ export function createProxy(deps: ProxyDeps): Proxy {
   };
 }
 
-/** The query string exactly as the client sent it (including '?'), so repeated and odd params survive. */
-function rawQuery(url: string): string {
-  const q = url.indexOf('?');
-  if (q === -1) return '';
-  const hash = url.indexOf('#', q);
-  return hash === -1 ? url.slice(q) : url.slice(q, hash);
+/** What the proxy reads from the request URL. */
+interface IncomingUrl {
+  /** `http` or `https`. */
+  scheme: string;
+  /** `host[:port]` as in the URL. */
+  host: string;
+  pathname: string;
+  /** The raw query string including '?', exactly as the client sent it so repeated and odd params survive; '' when none. */
+  query: string;
+}
+
+/**
+ * Splits a request URL without a full parse. A Request's `url` is already a serialized WHATWG URL
+ * (Bun.serve and `new Request` both normalize it: dot segments resolved, backslashes turned, unsafe
+ * characters escaped), and in a serialized http(s) URL the authority holds no '/', '?' or '#', so
+ * the pathname is exactly the text from the first '/' after it up to '?' or '#', which is what
+ * `new URL(url).pathname` returns. Anything else takes the full parse.
+ */
+function splitUrl(url: string): IncomingUrl {
+  const scheme = url.startsWith('http://') ? 'http' : url.startsWith('https://') ? 'https' : '';
+  const authorityStart = scheme.length + 3;
+  const pathStart = scheme ? url.indexOf('/', authorityStart) : -1;
+  if (pathStart === -1) {
+    const parsed = new URL(url);
+    return { scheme: parsed.protocol.replace(/:$/, ''), host: parsed.host, pathname: parsed.pathname, query: parsed.search };
+  }
+  const authority = url.slice(authorityStart, pathStart);
+  const q = url.indexOf('?', pathStart);
+  const hash = url.indexOf('#', pathStart);
+  const queryStart = q !== -1 && (hash === -1 || q < hash) ? q : -1;
+  const pathEnd = queryStart !== -1 ? queryStart : hash !== -1 ? hash : url.length;
+  return {
+    scheme,
+    host: authority.slice(authority.lastIndexOf('@') + 1),
+    pathname: url.slice(pathStart, pathEnd),
+    query: queryStart === -1 ? '' : url.slice(queryStart, hash === -1 ? url.length : hash),
+  };
+}
+
+/**
+ * The upstream's response as the client's: hop-by-hop headers removed in place and the same
+ * Response returned, so Bun hands the body from the upstream socket to the client's natively.
+ * Building a new Response around `upstream.body` would route every chunk through a JS
+ * ReadableStream. Should a runtime make fetch() response headers immutable, it falls back to a copy.
+ */
+function passThrough(upstream: Response): Response {
+  try {
+    stripHopByHop(upstream.headers);
+    return upstream;
+  } catch {
+    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: withoutHopByHop(upstream.headers) });
+  }
+}
+
+const HOP_BY_HOP = new Set(HOP_BY_HOP_HEADERS);
+const UNTRUSTED_EXACT = new Set(UNTRUSTED_IDENTITY_HEADERS);
+
+/** The header names a `Connection` header value lists (lower-case); they are hop-by-hop too. */
+function connectionOptions(value: string | null): string[] {
+  if (!value) return [];
+  const names: string[] = [];
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) names.push(name);
+  }
+  return names;
+}
+
+/** Removes hop-by-hop headers, including any the `Connection` header names, from `headers` itself. */
+function stripHopByHop(headers: Headers): void {
+  for (const name of connectionOptions(headers.get('connection'))) headers.delete(name);
+  for (const name of HOP_BY_HOP_HEADERS) headers.delete(name);
 }
 
 /** A copy of `headers` without hop-by-hop headers, including any the `Connection` header names. */
 function withoutHopByHop(headers: Headers): Headers {
   const out = new Headers(headers);
-  for (const token of (headers.get('connection') ?? '').split(',')) {
-    const name = token.trim();
-    if (name) out.delete(name);
-  }
-  for (const name of HOP_BY_HOP_HEADERS) out.delete(name);
+  stripHopByHop(out);
   return out;
 }
 
 /** Whether a client-sent request header must not reach a backend (see `UNTRUSTED_IDENTITY_HEADERS`). */
 export function isUntrustedHeader(name: string): boolean {
   const lower = name.toLowerCase();
-  return UNTRUSTED_IDENTITY_HEADERS.includes(lower) || UNTRUSTED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix));
+  if (UNTRUSTED_EXACT.has(lower)) return true;
+  for (const prefix of UNTRUSTED_HEADER_PREFIXES) if (lower.startsWith(prefix)) return true;
+  return false;
 }
 
-function forwardedRequestHeaders(request: Request, incoming: URL, options: ProxyOptions): Headers {
-  const out = withoutHopByHop(request.headers);
-  // fetch would send a caller-supplied Host verbatim; the upstream must see its own.
-  out.delete('host');
-  for (const name of [...out.keys()]) if (isUntrustedHeader(name)) out.delete(name);
+/**
+ * The headers sent upstream, built in one pass over the client's: hop-by-hop headers (and those
+ * `Connection` names), `Host` (fetch would send a caller-supplied one verbatim; the upstream must see
+ * its own) and untrusted identity headers are left out; the gateway's own are set.
+ */
+function forwardedRequestHeaders(request: Request, incoming: IncomingUrl, options: ProxyOptions): Headers {
+  const source = request.headers;
+  const named = connectionOptions(source.get('connection'));
+  const out = new Headers();
+  let acceptEncoding = false;
+  for (const [name, value] of source) {
+    // Names come lower-case from Headers iteration.
+    if (HOP_BY_HOP.has(name) || name === 'host' || isUntrustedHeader(name) || (named.length > 0 && named.includes(name))) continue;
+    if (name === 'accept-encoding') acceptEncoding = true;
+    out.append(name, value);
+  }
 
   out.set('x-request-id', options.requestId);
   // Only the address the gateway vouches for: a client-sent chain is unverified and backends read the last hop.
   if (options.clientIp) out.set('x-forwarded-for', options.clientIp);
-  out.set('x-forwarded-proto', incoming.protocol.replace(/:$/, ''));
-  out.set('x-forwarded-host', request.headers.get('host') ?? incoming.host);
+  out.set('x-forwarded-proto', incoming.scheme);
+  out.set('x-forwarded-host', source.get('host') ?? incoming.host);
 
   // Bun's fetch adds `Accept-Encoding: gzip, deflate, br, zstd` when none is given; with
   // decompression off, a client that never asked for compression would get compressed bytes.
-  if (!request.headers.has('accept-encoding')) out.set('accept-encoding', 'identity');
+  if (!acceptEncoding) out.set('accept-encoding', 'identity');
   return out;
 }

@@ -92,6 +92,22 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
 
   const failClosed = (bucket: BucketName) => deps.kvDown === 'closed' || (deps.kvDown === 'closed-for-auth' && bucket === 'auth');
 
+  function storeFailed(bucket: BucketName, err: unknown): RateDecision {
+    stats.storeFailures += 1;
+    failuresSinceWarn += 1;
+    if (now() - lastWarnAt >= WARN_EVERY_MS) {
+      deps.logger.warn('rate-limit store unavailable', {
+        kv: deps.kv.kind,
+        policy: deps.kvDown,
+        failures: failuresSinceWarn,
+        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+      });
+      lastWarnAt = now();
+      failuresSinceWarn = 0;
+    }
+    return { outcome: 'store-down', failClosed: failClosed(bucket) };
+  }
+
   return {
     stats,
     async check(bucket, subject) {
@@ -99,40 +115,43 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
       if (!limit) return { outcome: 'unlimited' };
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        const result = await Promise.race([
-          deps.kv.rateLimit(`gw:rl:${bucket}:${subject}`, limit.limit, limit.windowMs),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`rate-limit store did not answer within ${deps.timeoutMs} ms`)), deps.timeoutMs);
-          }),
-        ]);
+        const counted = deps.kv.rateLimit(`gw:rl:${bucket}:${subject}`, limit.limit, limit.windowMs);
+        // An adapter that answered synchronously (the in-memory one) hands back a settled promise:
+        // its result is read at once, without arming a timer that could never fire.
+        const result =
+          Bun.peek.status(counted) === 'fulfilled'
+            ? (Bun.peek(counted) as RateLimitResult)
+            : await Promise.race([
+                counted,
+                new Promise<never>((_, reject) => {
+                  timer = setTimeout(() => reject(new Error(`rate-limit store did not answer within ${deps.timeoutMs} ms`)), deps.timeoutMs);
+                }),
+              ]);
         if (!result.allowed) stats.limited[bucket] += 1;
         return { outcome: result.allowed ? 'allowed' : 'limited', result };
       } catch (err) {
-        stats.storeFailures += 1;
-        failuresSinceWarn += 1;
-        if (now() - lastWarnAt >= WARN_EVERY_MS) {
-          deps.logger.warn('rate-limit store unavailable', {
-            kv: deps.kv.kind,
-            policy: deps.kvDown,
-            failures: failuresSinceWarn,
-            error: err instanceof Error ? err.message.slice(0, 200) : String(err),
-          });
-          lastWarnAt = now();
-          failuresSinceWarn = 0;
-        }
-        return { outcome: 'store-down', failClosed: failClosed(bucket) };
+        return storeFailed(bucket, err);
       } finally {
-        clearTimeout(timer);
+        if (timer !== undefined) clearTimeout(timer);
       }
     },
   };
 }
 
-/** The bucket and subject a request is charged to. */
-export function bucketFor(method: string, pathname: string, identity: Identity | undefined, clientIp: string): { bucket: BucketName; subject: string } {
-  if (isCredentialRoute(method, pathname)) return { bucket: 'auth', subject: clientIp };
+/**
+ * The bucket and subject a request is charged to. `clientIp` may be a function, asked only when the
+ * subject is the address (a signed-in user's requests are charged to the user).
+ */
+export function bucketFor(
+  method: string,
+  pathname: string,
+  identity: Identity | undefined,
+  clientIp: string | (() => string),
+): { bucket: BucketName; subject: string } {
+  const address = () => (typeof clientIp === 'function' ? clientIp() : clientIp);
+  if (isCredentialRoute(method, pathname)) return { bucket: 'auth', subject: address() };
   if (identity) return { bucket: isUploadRoute(method, pathname) ? 'uploads' : 'user', subject: identity.subject };
-  return { bucket: 'anonymous', subject: clientIp };
+  return { bucket: 'anonymous', subject: address() };
 }
 
 /** The `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) for one decision; reset in whole seconds. */
@@ -173,7 +192,7 @@ export interface RateLimitMiddlewareOptions {
  */
 export function rateLimits(options: RateLimitMiddlewareOptions): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const { bucket, subject } = bucketFor(c.req.method, c.req.path, c.get('identity'), options.clientIp(c));
+    const { bucket, subject } = bucketFor(c.req.method, c.req.path, c.get('identity'), () => options.clientIp(c));
     const decision = await options.limiter.check(bucket, subject);
     if (decision.outcome === 'store-down' && decision.failClosed) throw storeDownProblem();
     if (decision.outcome === 'limited') throw rateLimitedProblem(bucket, decision.result, options.limits[bucket]!);

@@ -6,15 +6,25 @@ import type { Context } from 'hono';
  * its headers are immutable (a fetch() response passed through as is).
  */
 export function setHeaders(c: Context, headers: Record<string, string>, onlyIfAbsent = false): void {
-  const entries = Object.entries(headers).filter(([name]) => !onlyIfAbsent || !c.res.headers.has(name));
-  if (entries.length === 0) return;
-  try {
-    for (const [name, value] of entries) c.res.headers.set(name, value);
-  } catch {
-    const copy = new Headers(c.res.headers);
-    for (const [name, value] of entries) copy.set(name, value);
-    c.res = new Response(c.res.body, { status: c.res.status, statusText: c.res.statusText, headers: copy });
+  // A plain loop: this runs several times on every response, so no intermediate arrays.
+  let target = c.res.headers;
+  let copied = false;
+  for (const name in headers) {
+    const value = headers[name]!;
+    if (onlyIfAbsent && target.has(name)) continue;
+    if (copied) {
+      target.set(name, value);
+      continue;
+    }
+    try {
+      target.set(name, value);
+    } catch {
+      target = new Headers(target);
+      target.set(name, value);
+      copied = true;
+    }
   }
+  if (copied) c.res = new Response(c.res.body, { status: c.res.status, statusText: c.res.statusText, headers: target });
 }
 
 /** Appends `value` to a comma-separated header such as `Vary`, unless it is already listed. */
