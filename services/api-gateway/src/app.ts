@@ -5,6 +5,7 @@
  * `/health` answers with every service's readiness, `/openapi.json` with the merged public API and
  * `/docs` with an API reference over it.
  */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createRoute } from '@hono/zod-openapi';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Authenticator } from '@shared/auth.ts';
@@ -27,7 +28,7 @@ import { chargeRefusedToken, rateLimits, BUCKETS, type RateLimiter, type RateLim
 import { UPSTREAM_NAMES, type UpstreamName } from './route-table.ts';
 import { securityHeaders } from './security-headers.ts';
 
-export const GATEWAY_VERSION = '0.2.0';
+export const GATEWAY_VERSION = PLATFORM_VERSION;
 
 export interface GatewayDeps extends KitDeps {
   kv: Kv;

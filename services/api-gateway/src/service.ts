@@ -1,4 +1,5 @@
 /** How the runners start api-gateway: port 8000, no database of its own (the KV holds rate limits). */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { createCircuitBreaker } from '@shared/circuit-breaker.ts';
@@ -44,7 +45,7 @@ const originsEnv = z
 
 export const definition = defineService({
   name: 'api-gateway',
-  version: '0.2.0',
+  version: PLATFORM_VERSION,
   port: 8000,
   schema: null,
   envSchema: serviceEnvSchema(8000).extend({

@@ -1,4 +1,5 @@
 /** file-manager HTTP app: streaming uploads, VCF pre-flight validation, storage and ranged downloads. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
@@ -33,7 +34,7 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
   const app = createServiceApp({
     ...deps,
     name: 'file-manager',
-    version: '0.2.0',
+    version: PLATFORM_VERSION,
     description: 'Streaming uploads, VCF pre-flight validation, storage and ranged downloads',
     auth: {
       authenticator: deps.authenticator,

@@ -1,4 +1,5 @@
 /** How the runners start file-manager: port 8004, Postgres schema `files`. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { z } from '@hono/zod-openapi';
 import { kitDepsFromEnv } from '@shared/app.ts';
 import { serviceEnvSchema } from '@shared/config.ts';
@@ -16,7 +17,7 @@ const GiB = 1024 ** 3;
 
 export const definition = defineService({
   name: 'file-manager',
-  version: '0.2.0',
+  version: PLATFORM_VERSION,
   port: 8004,
   schema: 'files',
   envSchema: serviceEnvSchema(8004).extend({

@@ -1,4 +1,5 @@
 /** job-processor HTTP app: job lifecycle, durable queue, protocol adapters and result retrieval. Every route outside the kit's public ones needs a verified identity. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
@@ -8,7 +9,7 @@ import type { FilesClient, RegistryClient, VaultClient } from './platform-client
 import { jobRoutes } from './routes/jobs.ts';
 import { internalStatsRoutes } from './routes/internal-stats.ts';
 
-export const JOB_PROCESSOR_VERSION = '0.2.0';
+export const JOB_PROCESSOR_VERSION = PLATFORM_VERSION;
 
 export interface JobProcessorDeps extends KitDeps {
   authenticator: Authenticator;

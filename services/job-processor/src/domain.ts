@@ -1,5 +1,6 @@
 /** job-processor's job model: states, the stored rows, what a job targets, and what it asked for. */
 import type { jobHistory, jobResults, jobs } from '@db/schema/jobs.ts';
+import type { JobCreate } from '@shared/schemas/jobs.ts';
 import type { Build, Protocol, ServiceLimits } from '@shared/schemas/registry.ts';
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -8,26 +9,21 @@ export type JobResultRow = typeof jobResults.$inferSelect;
 
 /** The lifecycle of one job on one server (DESIGN §2 core flow; protocol reference §1.6 and §3.1 map onto it). */
 export const JOB_STATES = ['queued', 'submitting', 'running', 'exporting', 'completed', 'failed', 'cancelled', 'expired'] as const;
-/** A federated parent also ends `partial` when some children completed and the others did not. */
-export const PARENT_STATES = [...JOB_STATES, 'partial'] as const;
 export type JobState = (typeof JOB_STATES)[number];
-export type ParentState = (typeof PARENT_STATES)[number];
+/** A federated parent also ends `partial` when some children completed and the others did not. */
+export type ParentState = JobState | 'partial';
 
 export const TERMINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'expired', 'partial']);
 /** States in which a job occupies a slot on its server (counts against its active-jobs-per-user limit). */
 export const ACTIVE_STATES: readonly JobState[] = ['submitting', 'running', 'exporting'];
 
-export const PHASING = ['eagle', 'beagle', 'no_phasing'] as const;
-export const MODES = ['imputation', 'qc_only'] as const;
-export const R2_FILTERS = [0, 0.001, 0.1, 0.2, 0.3] as const;
-
 /** What the user asked for, stored with every job of a request (a parent and its children share it). */
 export interface JobRequest {
   inputFileIds: string[];
   build: Build;
-  phasing: (typeof PHASING)[number];
+  phasing: JobCreate['phasing'];
   population: string;
-  mode: (typeof MODES)[number];
+  mode: JobCreate['mode'];
   r2Filter: number;
   /** The input files as they were when the job was accepted. */
   inputs: { id: string; name: string; sizeBytes: number; samples: number | null }[];

@@ -4,7 +4,6 @@
  * vault (credential metadata, released credentials). Workers and routes take these as dependencies.
  */
 import type { ServiceCredential } from '@shared/auth.ts';
-import { HttpProblem } from '@shared/errors.ts';
 import { UpstreamError, type HttpClient } from '@shared/http-client.ts';
 import { StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
 import { DiscoverResultSchema, ServiceWithPanelsSchema, type DiscoverResult, type ImputationService, type ReferencePanel } from '@shared/schemas/registry.ts';
@@ -177,9 +176,4 @@ export function vaultClient(client: HttpClient, credential: ServiceCredential): 
       }
     },
   };
-}
-
-/** A 503 for a dependency the request cannot do without. */
-export function unavailable(service: string, err: unknown): HttpProblem {
-  return err instanceof HttpProblem ? err : new HttpProblem(503, 'dependency_unavailable', `${service} could not be reached.`);
 }

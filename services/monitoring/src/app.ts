@@ -1,4 +1,5 @@
 /** monitoring HTTP app: deep health of every service, host metrics, alerts and dashboard. Every route outside the kit's public ones needs a verified identity. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
@@ -14,7 +15,7 @@ import { systemMetricsRoutes } from './routes/system-metrics.ts';
 import type { ServiceProber } from './service-prober.ts';
 import type { StatsClients } from './stats-clients.ts';
 
-export const MONITORING_VERSION = '0.2.0';
+export const MONITORING_VERSION = PLATFORM_VERSION;
 
 export interface MonitoringDeps extends KitDeps {
   authenticator: Authenticator;

@@ -43,11 +43,3 @@ export interface HostSample {
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
-
-/** What the pieces of monitoring read from each other (each is in-memory, kept current by its loop). */
-export interface MonitoringState {
-  /** The latest probe of every platform service (empty before the first round). */
-  probes(): ServiceProbe[];
-  /** The latest host sample, or null before the first. */
-  host(): HostSample | null;
-}

@@ -1,4 +1,5 @@
 /** notification HTTP app: event intake, in-app notifications, live stream, email and webhooks. Every route outside the kit's public ones needs a verified identity. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
@@ -13,7 +14,7 @@ import { streamRoutes } from './routes/stream.ts';
 import { webhookRoutes, type WebhookRoutesDeps } from './routes/webhooks.ts';
 import type { UsersClient } from './users-client.ts';
 
-export const NOTIFICATION_VERSION = '0.2.0';
+export const NOTIFICATION_VERSION = PLATFORM_VERSION;
 
 export interface NotificationDeps extends KitDeps {
   authenticator: Authenticator;

@@ -1,5 +1,4 @@
 /** notification's vocabulary: channels, the event types users can be told about and the default for each. */
-import type { EventEnvelope } from '@shared/schemas/events.ts';
 
 export const CHANNELS = ['in_app', 'email', 'webhook'] as const;
 export type Channel = (typeof CHANNELS)[number];
@@ -46,8 +45,6 @@ export interface Rendered {
   text: string;
   html: string;
 }
-
-export type StoredEvent = EventEnvelope;
 
 /** Channel name for a user's live notifications on the KV pub/sub. */
 export const liveChannel = (userId: string) => `notify:user:${userId}`;

@@ -1,4 +1,5 @@
 /** service-registry HTTP app: catalogue of imputation services and panels, health, discovery and GA4GH views. Every route outside the kit's public ones needs a verified identity. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
@@ -14,7 +15,7 @@ import { panelRoutes } from './routes/panels.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { syncRoutes } from './routes/sync.ts';
 
-export const REGISTRY_VERSION = '0.2.0';
+export const REGISTRY_VERSION = PLATFORM_VERSION;
 
 export interface RegistryDeps extends KitDeps {
   authenticator: Authenticator;

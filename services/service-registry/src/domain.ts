@@ -1,11 +1,10 @@
 /** service-registry's stored rows and the catalogue snapshot its reads, discovery and GA4GH views are computed from. */
-import type { healthChecks, panels, serviceHealth, services } from '@db/schema/registry.ts';
+import type { panels, serviceHealth, services } from '@db/schema/registry.ts';
 import type { ImputationService, ReferencePanel } from '@shared/schemas/registry.ts';
 
 export type ServiceRow = typeof services.$inferSelect;
 export type PanelRow = typeof panels.$inferSelect;
 export type HealthRow = typeof serviceHealth.$inferSelect;
-export type HealthCheckRow = typeof healthChecks.$inferSelect;
 
 /**
  * The whole catalogue as the API shows it: every service that is not retired (with its current

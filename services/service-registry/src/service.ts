@@ -1,4 +1,5 @@
 /** How the runners start service-registry: port 8002, Postgres schema `registry`. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { z } from '@hono/zod-openapi';
 import { outbox } from '@db/schema/registry.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
@@ -68,7 +69,7 @@ export const definition = defineService({
       ['file-manager', env.FILE_MANAGER_URL],
       ['notification', env.NOTIFICATION_URL],
       ['monitoring', env.MONITORING_URL],
-    ].map(([name, url]) => ({ name: name!, url: url!, version: REGISTRY_VERSION }));
+    ].map(([name, url]) => ({ name: name!, url: url!, version: PLATFORM_VERSION }));
     return {
       start: async () => {
         await seedCatalogue({ db, catalogue, logger: infra.logger }, env.CATALOGUE_FILE);

@@ -1,4 +1,5 @@
 /** user-service HTTP app: accounts, login, tokens, roles, audit and the credential vault. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
@@ -28,7 +29,7 @@ export function createApp(deps: UserServiceDeps): { app: ServiceApp; domain: Use
   const app = createServiceApp({
     ...deps,
     name: 'user-service',
-    version: '0.2.0',
+    version: PLATFORM_VERSION,
     description: 'Accounts, login, tokens, roles, audit and the credential vault',
     readiness: [pingCheck('database', deps.database), pingCheck('kv', deps.kv)],
     auth: {

@@ -1,4 +1,5 @@
 /** How the runners start user-service: port 8001, Postgres schema `users`. */
+import { PLATFORM_VERSION } from '@shared/version.ts';
 import { z } from '@hono/zod-openapi';
 import { outbox } from '@db/schema/users.ts';
 import { kitDepsFromEnv } from '@shared/app.ts';
@@ -33,7 +34,7 @@ export function selfServiceCredential(tokens: TokenIssuer, now: () => number = D
 
 export const definition = defineService({
   name: 'user-service',
-  version: '0.2.0',
+  version: PLATFORM_VERSION,
   port: 8001,
   schema: 'users',
   envSchema: serviceEnvSchema(8001).extend({
