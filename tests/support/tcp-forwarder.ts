@@ -35,8 +35,11 @@ function drain(socket: Socket<Side>): void {
   }
 }
 
-/** Forwards 127.0.0.1:<port> to `target` until closed. */
-export function startTcpForwarder(target: { hostname: string; port: number }): TcpForwarder {
+/**
+ * Forwards 127.0.0.1:<port> to `target` until closed. `port` (default: any free one) lets a fault test
+ * "restart" the target: close the forwarder, then start a new one on the same port.
+ */
+export function startTcpForwarder(target: { hostname: string; port: number }, port = 0): TcpForwarder {
   const sockets = new Set<Socket<Side>>();
   const handlers = {
     data(socket: Socket<Side>, chunk: Uint8Array) {
@@ -54,7 +57,7 @@ export function startTcpForwarder(target: { hostname: string; port: number }): T
   };
   const listener = Bun.listen<Side>({
     hostname: '127.0.0.1',
-    port: 0,
+    port,
     socket: {
       ...handlers,
       open(client) {

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createAdapters } from './adapters/adapters.ts';
 import { createApp, JOB_PROCESSOR_VERSION } from './app.ts';
+import { createPollSchedule } from './poll-schedule.ts';
 import { createJobWorker } from './job-worker.ts';
 import { filesClient, registryClient, vaultClient } from './platform-clients.ts';
 
@@ -35,6 +36,14 @@ export const definition = defineService({
     WES_WORKFLOW_URL: z.string().url().default('https://github.com/genepi/imputationserver2'),
     WES_WORKFLOW_TYPE: z.string().default('Nextflow'),
     WES_WORKFLOW_TYPE_VERSION: z.string().default('23.04'),
+    /** The poll schedule (poll-schedule.ts): first poll after a change, its cap, transient retries and their limit. */
+    POLL_FIRST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
+    POLL_MAX_MS: z.coerce.number().int().min(10).max(86_400_000).default(300_000),
+    RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
+    RETRY_MAX_MS: z.coerce.number().int().min(10).max(86_400_000).default(600_000),
+    RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1_000).default(10),
+    /** How often an idle worker looks for due work (a new or cancelled job wakes it at once). */
+    WORKER_IDLE_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
   }),
   build: async (env, infra) => {
     const db = infra.database.db;
@@ -68,6 +77,15 @@ export const definition = defineService({
             owner: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
             concurrency: env.WORKER_CONCURRENCY,
             leaseMs: env.WORKER_LEASE_SECONDS * 1000,
+            idleMs: env.WORKER_IDLE_MS,
+            pollSchedule: createPollSchedule({
+              firstPollMs: env.POLL_FIRST_MS,
+              maxPollMs: env.POLL_MAX_MS,
+              retryBaseMs: env.RETRY_BASE_MS,
+              retryMaxMs: env.RETRY_MAX_MS,
+              maxAttempts: env.RETRY_MAX_ATTEMPTS,
+              cancelPollMs: Math.min(5_000, env.POLL_FIRST_MS),
+            }),
             onTransition: () => relay.wake(),
           });
     return {
