@@ -7,7 +7,7 @@
 import { ConfigError, parseEnv, type BaseEnv, type Env } from '@shared/config.ts';
 import type { Database } from '@shared/db.ts';
 import type { Kv } from '@shared/kv.ts';
-import { createLogger, type Logger } from '@shared/log.ts';
+import { createLogger, type Logger, type LogLevel } from '@shared/log.ts';
 import { openServiceDatabase, openServiceKv, startService, type RunningService } from '@shared/serve.ts';
 import type { ServiceDefinition } from '@shared/service.ts';
 import { randomToken } from '@shared/token-hash.ts';
@@ -43,6 +43,8 @@ export interface StandalonePlatform {
   /** What the services share: `pglite` (with its directory) or `postgres`. */
   database: { kind: Database['kind']; where: string };
   kvKind: Kv['kind'];
+  /** The parsed `LOG_LEVEL`, for the runner's own lines. */
+  logLevel: LogLevel;
   /** Time from the call to every service listening, in ms. */
   startMs: number;
   /** Stops every service (draining requests), then closes the KV and the database. Safe to call twice. */
@@ -121,6 +123,7 @@ export async function startStandalone(options: StandaloneOptions): Promise<Stand
     url: running[0]!.url,
     database: { kind: database.kind, where: database.kind === 'pglite' ? `${shared.DATA_DIR}/pglite` : 'DATABASE_URL' },
     kvKind: kv.kind,
+    logLevel: shared.LOG_LEVEL,
     startMs: Math.round(performance.now() - started),
     stop,
   };
