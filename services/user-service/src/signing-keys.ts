@@ -11,6 +11,9 @@ import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type J
 
 export const SIGNING_ALG = 'EdDSA';
 
+/** The additional data a private signing key is sealed with. */
+export const signingKeyAad = (kid: string) => `signing-key:${kid}`;
+
 export interface KeyStore {
   /** The key that signs new tokens (created on first use). */
   signer(): Promise<{ kid: string; key: CryptoKey }>;
@@ -33,7 +36,7 @@ export function createKeyStore(deps: { db: Db; box: SecretBox; publishRetiredMs:
     const kid = Bun.randomUUIDv7();
     const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { crv: 'Ed25519', extractable: true });
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: SIGNING_ALG, use: 'sig' };
-    const privateJwkSealed = await deps.box.seal(JSON.stringify(await exportJWK(privateKey)), `signing-key:${kid}`);
+    const privateJwkSealed = await deps.box.seal(JSON.stringify(await exportJWK(privateKey)), signingKeyAad(kid));
     await tx.insert(signingKeys).values({ kid, alg: SIGNING_ALG, publicJwk, privateJwkSealed, createdAt: new Date(now()) });
     return kid;
   }
@@ -48,7 +51,7 @@ export function createKeyStore(deps: { db: Db; box: SecretBox; publishRetiredMs:
       const [created] = await tx.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt)).limit(1);
       return created!;
     });
-    const jwk = JSON.parse(await deps.box.open(row.privateJwkSealed, `signing-key:${row.kid}`)) as JWK;
+    const jwk = JSON.parse(await deps.box.open(row.privateJwkSealed, signingKeyAad(row.kid))) as JWK;
     return { kid: row.kid, key: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
   }
 

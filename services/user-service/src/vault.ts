@@ -43,7 +43,8 @@ export interface Vault {
   release(userId: string, serviceId: string): Promise<{ type: CredentialType; secret: CredentialSecret; expiresAt: string | null } | null>;
 }
 
-const aad = (userId: string, serviceId: string) => `credential:${userId}:${serviceId}`;
+/** The additional data a credential is sealed with, binding it to its user and service. */
+export const credentialAad = (userId: string, serviceId: string) => `credential:${userId}:${serviceId}`;
 
 /** A token's own expiry when it is a JWT (Cloudgene API tokens are); null otherwise. */
 export function tokenExpiry(secret: CredentialSecret): Date | null {
@@ -77,7 +78,7 @@ export function createVault(deps: { db: Db; box: SecretBox; expiringWithinMs?: n
 
   return {
     async put(userId, serviceId, input) {
-      const sealed = await deps.box.seal(JSON.stringify(input.secret), aad(userId, serviceId));
+      const sealed = await deps.box.seal(JSON.stringify(input.secret), credentialAad(userId, serviceId));
       const at = new Date(now());
       const values = {
         type: input.type,
@@ -115,7 +116,7 @@ export function createVault(deps: { db: Db; box: SecretBox; expiringWithinMs?: n
         .where(owned(userId, serviceId))
         .returning();
       if (!row) return null;
-      const secret = JSON.parse(await deps.box.open(row.sealed, aad(userId, serviceId))) as CredentialSecret;
+      const secret = JSON.parse(await deps.box.open(row.sealed, credentialAad(userId, serviceId))) as CredentialSecret;
       return { type: row.type as CredentialType, secret, expiresAt: row.expiresAt?.toISOString() ?? null };
     },
   };
