@@ -285,6 +285,24 @@ describe('GET /notifications/stream', () => {
     }
   });
 
+  it('answers with the stream headers at once, before any notification or heartbeat', async () => {
+    // Bun sends headers with the first body chunk: a stream with nothing to send must still open.
+    const quiet = serveStream({ heartbeatMs: 600_000 });
+    try {
+      const a = await user();
+      const stream = await connect(a.token, { url: quiet.url });
+      try {
+        expect(stream.res.status).toBe(200);
+        await stream.until((all) => all.some((e) => e.comments.includes('connected')), 'the connected comment');
+        expect(stream.notifications()).toHaveLength(0);
+      } finally {
+        stream.close();
+      }
+    } finally {
+      await quiet.stop();
+    }
+  }, 10_000);
+
   it('sends heartbeat comments while nothing happens', async () => {
     const a = await user();
     const stream = await connect(a.token);

@@ -123,6 +123,11 @@ export async function startPlatformProcesses(options: PlatformProcessesOptions):
     ENCRYPTION_KEYS: `e2e:${encryptionKey}`,
     PUBLIC_API_URL: `${urls['api-gateway']}/api`,
     PUBLIC_URL: urls['api-gateway'],
+    // Per-address counters live in the Redis every run on this machine shares, and every test user
+    // comes from 127.0.0.1: the limits themselves are tested in tests/user-service and tests/api-gateway.
+    REGISTRATIONS_PER_HOUR_PER_IP: '100000',
+    LOGIN_IP_ATTEMPTS_PER_MINUTE: '10000',
+    RATE_LIMIT_AUTH: '10000/1m',
     ...Object.fromEntries(SERVICE_NAMES.map((name) => [URL_VARIABLE[name], urls[name]])),
     ...options.env,
   };

@@ -143,6 +143,10 @@ export function streamRoutes(deps: StreamRoutesDeps) {
           for (const row of rows) if (open) await send(notificationView(row));
           cursor = rows.length === BACKLOG_BATCH ? rows.at(-1)!.id : undefined;
         }
+        // Bun sends the response headers only with the first body chunk: without this a stream with no
+        // backlog stays unanswered until the first heartbeat (EventSource's `open` waits, and a heartbeat
+        // longer than the gateway's UPSTREAM_TIMEOUT_MS turns every such stream into a 504).
+        if (open) await sse.write(': connected\n\n');
         while (open) {
           const next = pending.shift();
           if (next) {
