@@ -64,8 +64,13 @@ export interface JobWorkerDeps {
 export interface JobWorker {
   /** Starts claiming in a loop (rounds back to back while there is work, `idleMs` apart otherwise). */
   start(): void;
-  /** Stops claiming and resolves once the in-flight steps have finished (their leases are released). */
-  stop(): Promise<void>;
+  /**
+   * Stops claiming and resolves once the in-flight steps have finished (their leases are released), or
+   * after `graceMs` when given: a step still waiting then (a server that does not answer, which only
+   * the external timeout would end) is abandoned with its lease, so the job goes to another worker once
+   * the lease lapses (a `submitting` one is looked up on the server by its name before any new submission).
+   */
+  stop(graceMs?: number): Promise<void>;
   /** Claims soon instead of after the idle wait (a job was just created or cancelled). */
   wake(): void;
   /** Claims one batch, processes it and answers how many jobs it claimed (for tests and tools). */
@@ -771,9 +776,21 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
 
   return {
     start: () => loop.start(),
-    async stop() {
+    async stop(graceMs) {
       await loop.stop();
-      await Promise.allSettled([...inFlight.values()]);
+      const settled = Promise.allSettled([...inFlight.values()]).then(() => true);
+      if (graceMs === undefined) {
+        await settled;
+        return;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finished = await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+      clearTimeout(timer);
+      if (finished) return;
+      // No more heartbeats: the leases must lapse for another worker to take these jobs.
+      clearInterval(heartbeat);
+      heartbeat = undefined;
+      deps.logger.warn('stopping with steps still in flight; their jobs go to another worker when the leases lapse', { jobIds: [...inFlight.keys()], leaseMs });
     },
     wake: () => loop.wake(),
     async runOnce() {

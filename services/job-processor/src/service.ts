@@ -94,7 +94,8 @@ export const definition = defineService({
         worker?.start();
       },
       stop: async () => {
-        await Promise.all([worker?.stop(), relay.stop()]);
+        // The kit bounds the HTTP drain by SHUTDOWN_TIMEOUT_MS; the worker's in-flight steps get the same bound.
+        await Promise.all([worker?.stop(env.SHUTDOWN_TIMEOUT_MS), relay.stop()]);
       },
       app: createApp({
         ...kitDepsFromEnv(env, infra.logger),
