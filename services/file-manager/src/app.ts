@@ -1,6 +1,7 @@
 /** file-manager HTTP app: streaming uploads, VCF pre-flight validation, storage and ranged downloads. */
 import { PLATFORM_VERSION } from '@shared/version.ts';
 import { createServiceApp, type KitDeps, type ServiceApp } from '@shared/app.ts';
+import { createInFlight, type InFlight } from '@shared/in-flight.ts';
 import type { Authenticator } from '@shared/auth.ts';
 import type { Database } from '@shared/db.ts';
 import { pingCheck } from '@shared/health.ts';
@@ -27,6 +28,8 @@ export interface FileManagerDeps extends KitDeps {
   validatorFor: ValidatorFor;
   links: DownloadLinks;
   publicApiUrl: string;
+  /** Tracks uploads in progress (the service's stop waits for them); a fresh set when omitted. */
+  uploads?: InFlight;
 }
 
 /** Builds the file-manager app from its dependencies; no I/O until a request arrives. */
@@ -45,7 +48,7 @@ export function createApp(deps: FileManagerDeps): ServiceApp {
     readiness: [pingCheck('database', deps.database), storageCheck(deps.storageDir)],
   });
   const { database, storage, limits, validatorFor, links, publicApiUrl } = deps;
-  const domain = { db: database.db, storage, limits, validatorFor, links, publicApiUrl };
+  const domain = { db: database.db, storage, limits, validatorFor, links, publicApiUrl, uploads: deps.uploads ?? createInFlight() };
   app.route('/', fileRoutes(domain));
   app.route('/', internalResultRoutes(domain));
   app.route('/', internalFileRoutes(domain));

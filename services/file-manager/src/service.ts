@@ -7,6 +7,7 @@ import { createServiceAuth } from '@shared/service-auth.ts';
 import { defineService } from '@shared/service.ts';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
+import { createInFlight } from '@shared/in-flight.ts';
 import { configuredKeys } from '@shared/secret-box.ts';
 import { createDownloadLinks } from './download-links.ts';
 import { createRetentionWorker } from './retention.ts';
@@ -49,9 +50,14 @@ export const definition = defineService({
       logger: infra.logger,
       intervalMs: env.RETENTION_INTERVAL_MINUTES * 60_000,
     });
+    const uploads = createInFlight();
     return {
       start: async () => retention.start(),
-      stop: () => retention.stop(),
+      // After the HTTP drain: an upload cut short by it removes its partial file before the database closes.
+      stop: async () => {
+        await uploads.settled();
+        await retention.stop();
+      },
       app: createApp({
         ...kitDepsFromEnv(env, infra.logger),
         authenticator: createServiceAuth('file-manager', env, infra.kv).authenticator,
@@ -62,6 +68,7 @@ export const definition = defineService({
         validatorFor: vcfValidatorFor,
         links: createDownloadLinks(linkKey!.key),
         publicApiUrl: env.PUBLIC_API_URL,
+        uploads,
       }),
       // Bun rejects larger bodies before the handler runs; the handler enforces the exact limit while streaming.
       maxRequestBodySize: env.MAX_UPLOAD_BYTES + 1024 * 1024,

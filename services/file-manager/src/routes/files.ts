@@ -238,16 +238,18 @@ export function fileRoutes(domain: FileManagerDomain) {
     } else {
       name = fileName(query.name, c.req.valid('header')['x-file-name']);
     }
-    const row = await receiveUpload(
-      { db: domain.db, storage: domain.storage, limits: domain.limits },
-      {
-        userId,
-        originalName: name,
-        contentType: /\.vcf\.b?gz$/i.test(name) ? 'application/gzip' : /\.vcf$/i.test(name) ? 'text/vcf' : 'application/octet-stream',
-        body,
-        contentLength: Number.isFinite(declaredLength) && c.req.header('content-length') ? declaredLength : undefined,
-        validator: domain.validatorFor(name, build),
-      },
+    const row = await domain.uploads.track(
+      receiveUpload(
+        { db: domain.db, storage: domain.storage, limits: domain.limits },
+        {
+          userId,
+          originalName: name,
+          contentType: /\.vcf\.b?gz$/i.test(name) ? 'application/gzip' : /\.vcf$/i.test(name) ? 'text/vcf' : 'application/octet-stream',
+          body,
+          contentLength: Number.isFinite(declaredLength) && c.req.header('content-length') ? declaredLength : undefined,
+          validator: domain.validatorFor(name, build),
+        },
+      ),
     );
     return c.json(fileView(row), 201);
   });

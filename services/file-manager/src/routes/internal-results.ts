@@ -114,19 +114,21 @@ export function internalResultRoutes(domain: FileManagerDomain) {
     const name = cleanFileName(q.name);
     let row;
     try {
-      row = await receiveUpload(
-        { db: domain.db, storage: domain.storage, limits: domain.limits },
-        {
-          userId: q.userId,
-          kind: 'result',
-          jobId: q.jobId,
-          originalName: name,
-          contentType: /\.gz$/i.test(name) ? 'application/gzip' : /\.zip$/i.test(name) ? 'application/zip' : 'application/octet-stream',
-          body,
-          expected: { sha256: q.sha256, sizeBytes: q.sizeBytes },
-          resultKey: q.resultKey ?? null,
-          provenance: { sourceService: q.sourceService, externalJobId: q.externalJobId ?? null, externalName: q.externalName ?? null, panel: q.panel ?? null },
-        },
+      row = await domain.uploads.track(
+        receiveUpload(
+          { db: domain.db, storage: domain.storage, limits: domain.limits },
+          {
+            userId: q.userId,
+            kind: 'result',
+            jobId: q.jobId,
+            originalName: name,
+            contentType: /\.gz$/i.test(name) ? 'application/gzip' : /\.zip$/i.test(name) ? 'application/zip' : 'application/octet-stream',
+            body,
+            expected: { sha256: q.sha256, sizeBytes: q.sizeBytes },
+            resultKey: q.resultKey ?? null,
+            provenance: { sourceService: q.sourceService, externalJobId: q.externalJobId ?? null, externalName: q.externalName ?? null, panel: q.panel ?? null },
+          },
+        ),
       );
     } catch (err) {
       // Two requests that both found no result raced; the unique key let one row in, and this
