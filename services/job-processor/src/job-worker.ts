@@ -667,12 +667,18 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
         await end(work, 'cancelled', `cancelled by the user; ${work.target.service.name} could not be reached to confirm it (${message})`);
         return;
       }
-      await end(work, 'failed', `gave up after ${attempts} failed tries`, { code: finalCode, message: `${message} (gave up after ${attempts} tries)`, hint });
+      // The error names the catalogue server and the cause: "The Cloudgene server" alone does not say which.
+      const server = work.target.service.name;
+      await end(work, 'failed', `gave up on ${server} after ${attempts} failed tries: ${message}`, {
+        code: finalCode,
+        message: `${server}: ${message} (gave up after ${attempts} tries)`,
+        hint,
+      });
       return;
     }
     const delayMs = schedule.retryDelayMs(attempts);
     const set = { attempts, nextPollAt: inMs(delayMs) };
-    const note = `${message}; trying again in ${Math.ceil(delayMs / 1000)} s`;
+    const note = `${message}; trying again in ${delayMs < 1000 ? `${delayMs} ms` : `${Math.ceil(delayMs / 1000)} s`}`;
     // Back to the queue after a failed submission; the next try looks the job up on the server first.
     if (row.state === 'submitting') await move(work, 'queued', { message: `submission failed: ${note}`, set });
     else await quiet(work, set, row.attempts === 0 ? note : null);
