@@ -19,10 +19,10 @@
  * highest connection count), and the gateway's `GET /health` (six `/ready` probes fanned out) next
  * to each service's own `/ready`, at one connection.
  *
- * The load generator is this file run with `--role load` in its own process (bench/load.ts cannot
- * send an Authorization header or report p90); `--role bare-proxy` is the floor's proxy. CPU time of
- * each server process (utime + stime from /proc) is read at the start and end of every measured
- * window, so the tables also say where the machine's two cores went per request.
+ * The load generator is bench/load.ts in its own process, with the token as a request header and
+ * `--marks`; this file run with `--role bare-proxy` is the floor's proxy. CPU time of each server
+ * process (utime + stime from /proc) is read when load.ts says the measured window opens and closes,
+ * so the tables also say where the machine's two cores went per request.
  *
  * The KV is in memory per process unless `--redis` (REDIS_URL=BENCH_REDIS_URL or
  * redis://127.0.0.1:6379, shared by every process). Prints tables; asserts nothing. The scratch
@@ -32,6 +32,7 @@ import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { FixedLoadResult as LoadResult } from './load.ts';
 
 const { values: args } = parseArgs({
   args: Bun.argv.slice(2),
@@ -44,170 +45,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '1,50' },
     /** Also start a gateway from this entry (say, a worktree of the last commit) and measure it alongside. */
     'compare-entry': { type: 'string' },
-    // --role load
-    url: { type: 'string' },
-    header: { type: 'string', multiple: true, default: [] },
   },
 });
-
-// ---------------------------------------------------------------------------------------------
-// Role `load`: keep-alive HTTP/1.1 connections over raw sockets (as bench/load.ts, plus request
-// headers, p90 and chunked responses). Each connection sends one GET and waits for the whole
-// response before the next. Prints `window-start` and `window-end` lines when the measured window
-// opens and closes (the parent reads CPU counters then), then one JSON result line.
-
-export interface LoadResult {
-  connections: number;
-  seconds: number;
-  requests: number;
-  rps: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  /** Non-2xx responses in the measured window. */
-  errors: number;
-  /** The first non-2xx status line seen, for diagnosis. */
-  firstError?: string;
-  /** CPU time of the load generator itself per measured request, in µs. */
-  clientCpuUs: number;
-}
-
-async function loadRole(): Promise<void> {
-  if (!args.url) throw new Error('--url is required');
-  const url = new URL(args.url);
-  const connections = Number(args.connections);
-  const seconds = Number(args.seconds);
-  const warmupSeconds = Number(args.warmup);
-  const extra = args.header.map((h) => `${h}\r\n`).join('');
-  const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: */*\r\n${extra}\r\n`;
-  const started = performance.now();
-  const windowStart = started + warmupSeconds * 1000;
-  const windowEnd = windowStart + seconds * 1000;
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  const open = new Set<{ terminate(): void }>();
-  let cpuAtStart = process.cpuUsage();
-  let cpuInWindow = 0;
-  setTimeout(() => {
-    cpuAtStart = process.cpuUsage();
-    process.stdout.write('window-start\n');
-  }, windowStart - started);
-  let windowClosed = false;
-  /** Called by the timer or by the first response past the deadline, whichever runs first. */
-  const closeWindow = () => {
-    if (windowClosed) return;
-    windowClosed = true;
-    const used = process.cpuUsage(cpuAtStart);
-    cpuInWindow = used.user + used.system;
-    process.stdout.write('window-end\n');
-  };
-  setTimeout(closeWindow, windowEnd - started);
-
-  /** Length of one complete response at the start of `text`, or -1 when more bytes are needed. */
-  const responseLength = (text: string): number => {
-    const headerEnd = text.indexOf('\r\n\r\n');
-    if (headerEnd < 0) return -1;
-    const head = text.slice(0, headerEnd);
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-    if (length) {
-      const total = headerEnd + 4 + Number(length[1]);
-      return text.length >= total ? total : -1;
-    }
-    if (!/\r\ntransfer-encoding:\s*chunked/i.test(head)) throw new Error(`response without length: ${head.split('\r\n')[0]}`);
-    let at = headerEnd + 4;
-    for (;;) {
-      const lineEnd = text.indexOf('\r\n', at);
-      if (lineEnd < 0) return -1;
-      const size = parseInt(text.slice(at, lineEnd), 16);
-      if (size === 0) {
-        // No trailers are sent by the benched routes: the last chunk is followed by an empty line.
-        return text.length >= lineEnd + 4 ? lineEnd + 4 : -1;
-      }
-      at = lineEnd + 2 + size + 2;
-      if (at > text.length) return -1;
-    }
-  };
-
-  const connectionLoop = () =>
-    new Promise<void>((resolveLoop, reject) => {
-      let buffered = '';
-      let sentAt = 0;
-      const send = (socket: { write(data: string): number }) => {
-        sentAt = performance.now();
-        socket.write(request);
-      };
-      Bun.connect({
-        hostname: url.hostname,
-        port: Number(url.port),
-        socket: {
-          open(socket) {
-            open.add(socket);
-            send(socket);
-          },
-          data(socket, chunk) {
-            // latin1 maps bytes 1:1 to chars, so byte lengths compare with string lengths.
-            buffered += chunk.toString('latin1');
-            for (;;) {
-              let total: number;
-              try {
-                total = responseLength(buffered);
-              } catch (err) {
-                socket.end();
-                reject(err);
-                return;
-              }
-              if (total < 0) return;
-              const statusLine = buffered.slice(0, buffered.indexOf('\r\n'));
-              buffered = buffered.slice(total);
-              const now = performance.now();
-              if (sentAt >= windowStart && now <= windowEnd) {
-                latencies.push(now - sentAt);
-                if (!statusLine.startsWith('HTTP/1.1 2')) {
-                  errors += 1;
-                  firstError ??= statusLine;
-                }
-              }
-              if (now > windowEnd) {
-                closeWindow();
-                socket.end();
-                return;
-              }
-              send(socket);
-            }
-          },
-          close(socket) {
-            open.delete(socket);
-            resolveLoop();
-          },
-          error: (_socket, err) => reject(err),
-          connectError: (_socket, err) => reject(err),
-        },
-      }).catch(reject);
-    });
-
-  setTimeout(() => {
-    for (const socket of open) socket.terminate();
-  }, windowEnd - started + 2000).unref();
-  await Promise.all(Array.from({ length: connections }, connectionLoop));
-
-  latencies.sort((a, b) => a - b);
-  const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  const round3 = (x: number) => Math.round(x * 1000) / 1000;
-  const result: LoadResult = {
-    connections,
-    seconds,
-    requests: latencies.length,
-    rps: Math.round(latencies.length / seconds),
-    p50Ms: round3(pick(0.5)),
-    p90Ms: round3(pick(0.9)),
-    p99Ms: round3(pick(0.99)),
-    errors,
-    ...(firstError ? { firstError } : {}),
-    clientCpuUs: Math.round((cpuInWindow / Math.max(1, latencies.length)) * 10) / 10,
-  };
-  process.stdout.write(JSON.stringify(result) + '\n');
-}
 
 // ---------------------------------------------------------------------------------------------
 // Role `bare-proxy`: the least a second hop can cost in Bun. `/api/<rest>` → UPSTREAM_URL/<rest>,
@@ -361,7 +200,7 @@ async function benchRole(): Promise<void> {
   }
 
   async function runLoad(url: string, connections: number, headers: string[], watched: number[]): Promise<LoadResult & { cpuUs: number[]; postgresUs: number; redisUs: number }> {
-    const command = [BUN, import.meta.path, '--role', 'load', '--url', url, '--connections', String(connections), '--seconds', String(SECONDS), '--warmup', String(WARMUP)];
+    const command = [BUN, join(ROOT, 'bench/load.ts'), '--marks', '--url', url, '--connections', String(connections), '--seconds', String(SECONDS), '--warmup', String(WARMUP)];
     for (const header of headers) command.push('--header', header);
     const child = scratch.track(Bun.spawn(command, { stdout: 'pipe', stderr: 'pipe' }));
     const stderr = new Response(child.stderr).text();
@@ -636,6 +475,5 @@ gateway: ${fixed(ratio * 100)}% of direct throughput (budget ≥ ${THROUGHPUT_BU
   }
 }
 
-if (args.role === 'load') await loadRole();
-else if (args.role === 'bare-proxy') bareProxyRole();
+if (args.role === 'bare-proxy') bareProxyRole();
 else await benchRole();
