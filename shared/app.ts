@@ -11,7 +11,7 @@ import { HttpProblem, PROBLEM_CONTENT_TYPE, type ProblemFieldError } from './err
 import { runReadiness, type ReadinessCheck } from './health.ts';
 import { authMiddleware, type AuthMiddlewareOptions, type Identity } from './auth.ts';
 import type { BaseEnv } from './config.ts';
-import { sqlState } from './db.ts';
+import { isDatabaseUnavailable, sqlState } from './db.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { LivenessSchema, ReadinessSchema } from './schemas/health.ts';
@@ -132,6 +132,11 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
     // Text PostgreSQL cannot store (a NUL character) is the client's mistake, whichever route it came through.
     if (state === '22021' || state === '22P05') {
       return problemJson(c, new HttpProblem(400, 'invalid_text', 'Text fields must not contain NUL or other characters the database cannot store.'));
+    }
+    // The database restarting, refusing connections or full: the client may retry, and monitoring sees /ready fail.
+    if (isDatabaseUnavailable(err)) {
+      c.get('logger')?.warn('database unavailable', { err: loggableError(err), sqlState: state, path: c.req.path, method: c.req.method });
+      return problemJson(c, new HttpProblem(503, 'database_unavailable', 'The database is unavailable right now; try again shortly.', { headers: { 'retry-after': '2' } }));
     }
     c.get('logger')?.error('unhandled error', { err: loggableError(err), sqlState: state, path: c.req.path, method: c.req.method });
     return problemJson(c, new HttpProblem(500, 'internal_error', 'An unexpected error occurred. Quote the request id when reporting it.'));

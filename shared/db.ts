@@ -85,6 +85,24 @@ export function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
+/** postgres.js and socket error codes of a connection that failed or was cut. */
+const CONNECTION_ERROR_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * True when `err` says the database cannot be used right now rather than that the query was wrong:
+ * a refused or cut connection, a server shutting down or starting (57P0x), too many clients (53300),
+ * or any connection exception (08xxx). Such a request may succeed when retried.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state && (state.startsWith('08') || state === '53300' || state.startsWith('57P'))) return true;
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
+  }
+  return false;
+}
+
 /** True when `err` is a unique-constraint violation (SQLSTATE 23505). */
 export function isUniqueViolation(err: unknown): boolean {
   return sqlState(err) === '23505';

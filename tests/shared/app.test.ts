@@ -47,6 +47,13 @@ function makeApp(readiness: Parameters<typeof createServiceApp>[0]['readiness'] 
       cause: Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' }),
     });
   });
+  app.get('/db-refused', () => {
+    // What drizzle throws when postgres.js cannot connect (the database is restarting).
+    throw Object.assign(new Error('Failed query: select 1'), { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }) });
+  });
+  app.get('/db-full', () => {
+    throw Object.assign(new Error('Failed query: select 1'), { cause: Object.assign(new Error('sorry, too many clients already'), { code: '53300' }) });
+  });
   app.get('/conflict', () => {
     throw new HttpProblem(409, 'already_exists', 'A thing with that name exists.');
   });
@@ -135,6 +142,18 @@ describe('createServiceApp problem responses', () => {
     const res = await app.request('/nul-text');
     expect(res.status).toBe(400);
     expect((await json(res)).code).toBe('invalid_text');
+  });
+
+  it('answers 503 database_unavailable with Retry-After when the database refuses connections or is full, not 500', async () => {
+    const { app, lines } = makeApp();
+    for (const path of ['/db-refused', '/db-full']) {
+      const res = await app.request(path);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('2');
+      expect(await json(res)).toMatchObject({ status: 503, code: 'database_unavailable' });
+    }
+    expect(lines.filter((l) => l.msg === 'database unavailable')).toHaveLength(2);
+    expect(lines.some((l) => l.msg === 'unhandled error')).toBe(false);
   });
 
   it('renders a thrown HttpProblem with its status and code', async () => {
