@@ -8,9 +8,12 @@ import { ConfigError, parseEnv, type BaseEnv, type Env } from '@shared/config.ts
 import type { Database } from '@shared/db.ts';
 import type { Kv } from '@shared/kv.ts';
 import { createLogger, type Logger, type LogLevel } from '@shared/log.ts';
+import { assertPgliteNotInUse } from '@shared/pglite-in-use.ts';
 import { openServiceDatabase, openServiceKv, startService, type RunningService } from '@shared/serve.ts';
 import type { ServiceDefinition } from '@shared/service.ts';
 import { randomToken } from '@shared/token-hash.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { SERVICES } from './catalog.ts';
 import { secretVariable } from './user-service/src/service.ts';
 
@@ -91,6 +94,8 @@ export async function startStandalone(options: StandaloneOptions): Promise<Stand
   });
 
   const shared = envs[0]!;
+  // A second process on the same embedded database would corrupt it (PGlite takes no lock).
+  if (!shared.DATABASE_URL && existsSync(join(shared.DATA_DIR, 'pglite'))) await assertPgliteNotInUse(join(shared.DATA_DIR, 'pglite'), { force: true });
   const database = await openServiceDatabase(shared);
   let kv: Kv;
   try {

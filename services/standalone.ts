@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '@shared/config.ts';
 import { createLogger } from '@shared/log.ts';
+import { PgliteInUseError } from '@shared/pglite-in-use.ts';
 import { onShutdownSignal } from '@shared/serve.ts';
 import { startStandalone, type StandalonePlatform } from './standalone-platform.ts';
 
@@ -14,6 +15,10 @@ try {
   if (err instanceof ConfigError) {
     process.stderr.write(`${err.message}\n`);
     process.exit(2);
+  }
+  if (err instanceof PgliteInUseError) {
+    process.stderr.write(`npm start: ${err.message}\n`);
+    process.exit(1);
   }
   throw err;
 }

@@ -12,7 +12,7 @@ import type { SchemaEntry } from './manifest.ts';
 import { readJournal, tagAt } from './migrations-journal.ts';
 import type { ModeBackup, ModeBackupContext } from './backup-mode.ts';
 import { dumpPglite, openExistingPglite } from './pglite-copy.ts';
-import { assertPgliteNotInUse } from './pglite-in-use.ts';
+import { assertPgliteNotInUse } from '@shared/pglite-in-use.ts';
 import { SERVICE_SCHEMAS } from './platform-schemas.ts';
 import { pgliteRunner } from './sql-runner.ts';
 import { listStoredFiles, type StoredFileRow } from './stored-files.ts';

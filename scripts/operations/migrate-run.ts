@@ -8,7 +8,7 @@ import { migrate } from '@shared/migrations.ts';
 import { existsSync } from 'node:fs';
 import { redactUrl, type DatabaseTargets } from './cli-args.ts';
 import { readJournal, tagAt, tagsBetween } from './migrations-journal.ts';
-import { assertPgliteNotInUse } from './pglite-in-use.ts';
+import { assertPgliteNotInUse } from '@shared/pglite-in-use.ts';
 import { SERVICE_SCHEMAS, type ServiceSchema } from './platform-schemas.ts';
 import { databaseKey } from './postgres-snapshot.ts';
 import { drizzleRunner } from './sql-runner.ts';

@@ -15,7 +15,7 @@ import { redactUrl } from './cli-args.ts';
 import { mapLimit } from './checksum.ts';
 import { readManifest, type Manifest } from './manifest.ts';
 import type { PgTools } from './pg-tools.ts';
-import { assertPgliteNotInUse } from './pglite-in-use.ts';
+import { assertPgliteNotInUse } from '@shared/pglite-in-use.ts';
 import { SERVICE_SCHEMAS, type ServiceSchema } from './platform-schemas.ts';
 import { restorePglite } from './restore-pglite.ts';
 import { assertTargetsEmpty, createScratchDatabase, restorePostgres, type RestoredDatabase } from './restore-postgres.ts';

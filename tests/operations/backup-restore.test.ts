@@ -391,6 +391,13 @@ describe('backup and restore of the embedded database (standalone)', () => {
     const migrate = await cli('migrate', [], env());
     expect(migrate.code).toBe(1);
     expect(migrate.output).toContain('open in another process');
+    // npm start on the same data directory would corrupt it too: it refuses before opening anything.
+    if (existsSync('/proc/self/fd')) {
+      const start = Bun.spawn([process.execPath, 'services/standalone.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env() }, stdout: 'pipe', stderr: 'pipe' });
+      const [code, stderr] = await Promise.all([start.exited, new Response(start.stderr).text()]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`npm start: the embedded database ${join(dataDir, 'pglite')} is open in another process: pid ${process.pid}`);
+    }
   }, 60_000);
 
   it('backs up the stopped platform: data directory, counts, stored files and its key files', async () => {

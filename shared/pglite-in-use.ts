@@ -12,6 +12,11 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
+/** The embedded database is open in another process (or looks to be). */
+export class PgliteInUseError extends Error {
+  override readonly name = 'PgliteInUseError';
+}
+
 export interface Holder {
   pid: number;
   command: string;
@@ -47,13 +52,13 @@ export async function assertPgliteNotInUse(pgliteDir: string, options: { force?:
   const holders = await processesHolding(pgliteDir);
   if (holders && holders.length > 0) {
     const who = holders.map((h) => `pid ${h.pid} (${h.command.slice(0, 120)})`).join(', ');
-    throw new Error(
+    throw new PgliteInUseError(
       `the embedded database ${pgliteDir} is open in another process: ${who}. PGlite serves one process at a time; ` +
         'stop the platform (Ctrl-C on npm start) and run this again',
     );
   }
   if (holders === null && pidFile && !options.force) {
-    throw new Error(
+    throw new PgliteInUseError(
       `${join(pgliteDir, 'postmaster.pid')} exists: the platform looks to be running (PGlite serves one process at a time). ` +
         'Stop it and run this again; if it is not running (it crashed), pass --force',
     );
