@@ -94,6 +94,7 @@ async function runWorker(c: WorkerModeConfig): Promise<void> {
     leaseMs: c.leaseMs,
     idleMs: c.idleMs,
     pollSchedule: createPollSchedule(c.poll),
+    onClaim: timings.claimed,
   });
   worker.start();
   // The loop's timers are unref'd (a service's HTTP server keeps it alive); this process has no server.
@@ -113,16 +114,16 @@ async function runWorker(c: WorkerModeConfig): Promise<void> {
 export interface WorkerTimings {
   /** Outgoing HTTP calls by kind: count and total ms until the response headers arrived. */
   calls: Record<string, { n: number; ms: number }>;
-  /** Every `claimJobs` transaction: ms (including the wait for a pooled connection) and jobs claimed. */
+  /** Every claim (one statement): ms (including the wait for a pooled connection) and jobs claimed, as the worker's `onClaim` reports it. */
   claims: { ms: number; n: number }[];
-  /** Every other `db.transaction` (quota check + move to submitting, state changes), ms. */
+  /** Every `db.transaction` (quota check + move to submitting, state changes with their history and events), ms. Quiet single-statement writes are not transactions and not in here. */
   transactions: number[];
 }
 
 /**
  * Times, without touching job-processor's code: every `fetch` (the adapters and file-manager's client use
- * the global one), by server and kind of call; and every `db.transaction` through a proxy on the `Db`,
- * telling claims apart by `claimJobs` on the call stack (function names survive when run from source).
+ * the global one), by server and kind of call; every `db.transaction` through a proxy on the `Db`; and
+ * every claim through the worker's `onClaim` hook.
  * A fetch counts until its response headers: a download's body is streamed into file-manager afterwards,
  * so it shows up in the "store result" time.
  */
@@ -165,16 +166,16 @@ function instrument(fileManagerUrl: string) {
           const value = Reflect.get(target, prop, receiver);
           if (prop !== 'transaction' || typeof value !== 'function') return value;
           return async (...args: unknown[]) => {
-            const claim = new Error().stack?.includes('claimJobs') ?? false;
             const started = performance.now();
             const result = await value.apply(target, args);
-            const ms = performance.now() - started;
-            if (claim) claims.push({ ms, n: Array.isArray(result) ? result.length : 0 });
-            else transactions.push(ms);
+            transactions.push(performance.now() - started);
             return result;
           };
         },
       }),
+    claimed: (claim: { ms: number; jobs: number }) => {
+      claims.push({ ms: claim.ms, n: claim.jobs });
+    },
     report: (): WorkerTimings => ({ calls: Object.fromEntries(calls), claims, transactions }),
   };
 }

@@ -5,6 +5,14 @@ import { outboxTable } from './outbox.ts';
 
 export const jobsSchema = pgSchema('jobs');
 
+/**
+ * The states a job never leaves, as a SQL predicate over `state`. The partial indexes below and the
+ * queries meant to use them (job-processor's claim and quota count) share this one text with constants
+ * inlined: PostgreSQL uses a partial index only when it can prove the query implies the index's predicate,
+ * which it cannot do from bound parameters. Must list job-processor's TERMINAL_STATES (domain.ts).
+ */
+export const JOB_OPEN = sql.raw(`state not in ('completed', 'failed', 'cancelled', 'expired', 'partial')`);
+
 export const jobs = jobsSchema.table(
   'jobs',
   {
@@ -57,7 +65,12 @@ export const jobs = jobsSchema.table(
   },
   (t) => [
     index('jobs_user_created').on(t.userId, t.createdAt),
-    index('jobs_state_next_poll').on(t.state, t.nextPollAt),
+    // The queue: the claim reads open jobs of a service in due order; ended jobs (most rows, over time) are not in it.
+    index('jobs_claimable')
+      .on(t.nextPollAt.asc().nullsFirst(), t.createdAt.asc())
+      .where(sql`service_id is not null and ${JOB_OPEN}`),
+    // A user's open jobs on a service: the quota count under the advisory lock, and waking the next queued job when a slot frees.
+    index('jobs_user_service_open').on(t.userId, t.serviceId, t.createdAt).where(sql`service_id is not null and ${JOB_OPEN}`),
     index('jobs_parent').on(t.parentId),
     uniqueIndex('jobs_user_idempotency_key').on(t.userId, t.idempotencyKey).where(sql`idempotency_key is not null`),
   ],

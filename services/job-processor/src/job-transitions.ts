@@ -3,11 +3,11 @@
  * written in one transaction (DESIGN §5 outbox), events only for real transitions (never per poll),
  * and a child's change re-derives its federated parent in the same transaction.
  */
-import { jobHistory, jobs, outbox } from '@db/schema/jobs.ts';
+import { JOB_OPEN, jobHistory, jobs, outbox } from '@db/schema/jobs.ts';
 import type { Db } from '@shared/db.ts';
 import { outboxRow } from '@shared/outbox.ts';
-import { and, eq } from 'drizzle-orm';
-import { TERMINAL_STATES, type JobRow, type ParentState } from './domain.ts';
+import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+import { ACTIVE_STATES, TERMINAL_STATES, type JobRow, type ParentState } from './domain.ts';
 import { parentProgress, parentState } from './parent-state.ts';
 
 export type JobChanges = Partial<typeof jobs.$inferInsert>;
@@ -58,11 +58,27 @@ export async function transition(
   tx: Db,
   job: JobRow,
   to: string,
-  options: { message?: string | null; set?: JobChanges; now: Date },
+  options: {
+    message?: string | null;
+    set?: JobChanges;
+    now: Date;
+    /**
+     * This write ends the worker's step (it schedules the next look): the owner of the lease to give back
+     * in the same UPDATE instead of a statement of its own. Only that owner's lease: a worker that stalled
+     * past its lease must not clear the lease of the worker that took the job over. Not while a cancel is
+     * pending, either: the worker goes on to act on it under the lease and releases the job afterwards.
+     */
+    releaseLease?: string;
+  },
 ): Promise<JobRow | null> {
   const { now } = options;
   const changed = to !== job.state;
-  const set: JobChanges = { ...options.set, state: to, updatedAt: now };
+  const set: Record<string, unknown> = { ...options.set, state: to, updatedAt: now };
+  if (options.releaseLease !== undefined) {
+    const mine = sql`${jobs.cancelRequestedAt} is null and ${jobs.leaseOwner} = ${options.releaseLease}`;
+    set.leaseOwner = sql`case when ${mine} then null else ${jobs.leaseOwner} end`;
+    set.leaseExpiresAt = sql`case when ${mine} then null else ${jobs.leaseExpiresAt} end`;
+  }
   if (changed && TERMINAL_STATES.has(to)) {
     set.finishedAt = now;
     set.leaseOwner = null;
@@ -72,7 +88,7 @@ export async function transition(
   if (changed && (to === 'running' || to === 'exporting') && !job.startedAt) set.startedAt = now;
   const [updated] = await tx
     .update(jobs)
-    .set(set)
+    .set(set as JobChanges)
     .where(and(eq(jobs.id, job.id), eq(jobs.state, job.state)))
     .returning();
   if (!updated) return null;
@@ -81,9 +97,43 @@ export async function transition(
   }
   if (changed) {
     await tx.insert(outbox).values(eventsFor(updated, job.state, options.message ?? null));
+    if (holdsSlot(job) && TERMINAL_STATES.has(updated.state)) await wakeNextQueued(tx, updated, now);
     if (updated.parentId) await rederiveParent(tx, updated.parentId, now);
   }
   return updated;
+}
+
+/** Whether a job occupies one of its user's active-job slots on its server (what the worker's quota count counts). */
+const holdsSlot = (job: Pick<JobRow, 'serviceId' | 'state' | 'externalId'>) =>
+  job.serviceId !== null && ((ACTIVE_STATES as readonly string[]).includes(job.state) || (job.state === 'queued' && job.externalId !== null));
+
+/**
+ * A job that held a slot of the user's on its server ended: the oldest of their jobs deferred because every
+ * slot was taken becomes due now, instead of when its busy delay runs out (which stays the fallback).
+ * Only jobs waiting for a slot (never submitted, no failure backoff running, no cancel) are woken; a
+ * row another transaction holds is skipped, never waited for. One job per freed slot, so the others do
+ * not all come back to find it taken again.
+ */
+async function wakeNextQueued(tx: Db, job: JobRow, now: Date): Promise<void> {
+  const next = tx
+    .select({ id: jobs.id })
+    .from(jobs)
+    .where(
+      and(
+        eq(jobs.userId, job.userId),
+        eq(jobs.serviceId, job.serviceId!),
+        JOB_OPEN,
+        eq(jobs.state, 'queued'),
+        isNull(jobs.externalId),
+        isNull(jobs.cancelRequestedAt),
+        eq(jobs.attempts, 0),
+        gt(jobs.nextPollAt, now),
+      ),
+    )
+    .orderBy(jobs.createdAt)
+    .limit(1)
+    .for('update', { skipLocked: true });
+  await tx.update(jobs).set({ nextPollAt: now }).where(sql`${jobs.id} = any(array(${next}))`);
 }
 
 /** Re-derives a parent from its children; locks the parent row so concurrent children serialize here. */

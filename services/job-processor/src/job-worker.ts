@@ -14,7 +14,7 @@
  * …"); the worker counts the user's active jobs on the service under a per-user-and-service advisory
  * lock and leaves the job queued, quietly, instead of collecting that 400.
  */
-import { jobResults, jobs } from '@db/schema/jobs.ts';
+import { JOB_OPEN, jobResults, jobs } from '@db/schema/jobs.ts';
 import { createCircuitBreaker, type CircuitBreaker } from '@shared/circuit-breaker.ts';
 import type { Db } from '@shared/db.ts';
 import { UpstreamError } from '@shared/http-client.ts';
@@ -59,6 +59,8 @@ export interface JobWorkerDeps {
   credentialCacheMs?: number;
   /** Called after every committed state change (wakes the outbox relay). */
   onTransition?: () => void;
+  /** Called after every claim with its duration (including the wait for a pooled connection) and the jobs it leased: for metrics and the bench. */
+  onClaim?: (claim: { ms: number; jobs: number }) => void;
 }
 
 export interface JobWorker {
@@ -88,6 +90,15 @@ interface Work {
   log: Logger;
   /** Someone else changed the job's state meanwhile: stop touching it. */
   superseded: boolean;
+}
+
+/** What retrieval made of one result file, written to its row with the job's completion. */
+interface ResultMark {
+  id: string;
+  state: 'stored' | 'failed';
+  fileId: string | null;
+  sizeBytes: number | null;
+  error: string | null;
 }
 
 interface Ending {
@@ -136,14 +147,31 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
 
   // ---- writes -------------------------------------------------------------------------------
 
-  /** Moves the job (or, with its own state, updates it quietly); false when someone else changed it first. */
-  async function move(work: Work, to: string, options: { message?: string | null; set?: JobChanges } = {}): Promise<boolean> {
+  /**
+   * Moves the job (or, with its own state, updates it quietly); false when someone else changed it first.
+   * A write that schedules the job's next look (`nextPollAt`) is the last of the step and gives the
+   * lease back with it. A quiet write (same state, no history line) is one UPDATE without BEGIN/COMMIT;
+   * `also` runs further statements in the transaction of the change (result rows with the completion).
+   */
+  async function move(
+    work: Work,
+    to: string,
+    options: { message?: string | null; set?: JobChanges; also?: (tx: Db, at: Date) => Promise<void> } = {},
+  ): Promise<boolean> {
     const before = work.row;
     let at = nowDate();
     // A write on a cancelled job marks the cancel as seen (the queue compares updated_at with it), so it
     // must not carry an earlier or equal time, even when the canceller's clock ran ahead of this one.
     if (before.cancelRequestedAt && at.getTime() <= before.cancelRequestedAt.getTime()) at = new Date(before.cancelRequestedAt.getTime() + 1);
-    const updated = await db.transaction((tx) => transition(tx, before, to, { ...options, now: at }));
+    const { also, ...rest } = options;
+    const change = { ...rest, now: at, releaseLease: options.set?.nextPollAt instanceof Date ? owner : undefined };
+    const updated =
+      to === before.state && !options.message && !also
+        ? await transition(db, before, to, change)
+        : await db.transaction(async (tx) => {
+            await also?.(tx, at);
+            return transition(tx, before, to, change);
+          });
     if (!updated) {
       work.superseded = true;
       work.log.info('job changed by someone else; leaving it', { state: before.state, wanted: to });
@@ -160,9 +188,16 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
   const quiet = (work: Work, set: JobChanges, message?: string | null) => move(work, work.row.state, { set, message });
 
   /** Ends the job; a completed job may still carry a warning (some results missing), a cancelled one none. */
-  function end(work: Work, to: 'completed' | 'failed' | 'cancelled' | 'expired', message: string, ending: Ending = {}, set: JobChanges = {}): Promise<boolean> {
+  function end(
+    work: Work,
+    to: 'completed' | 'failed' | 'cancelled' | 'expired',
+    message: string,
+    ending: Ending = {},
+    set: JobChanges = {},
+    also?: (tx: Db, at: Date) => Promise<void>,
+  ): Promise<boolean> {
     const error = to === 'cancelled' ? {} : { errorCode: ending.code ?? null, errorMessage: ending.message ?? null, errorHint: ending.hint ?? null };
-    return move(work, to, { message, set: { ...set, ...error } });
+    return move(work, to, { message, set: { ...set, ...error }, also });
   }
 
   /** Inputs stay held in file-manager while a job may still need them; released once it ends (and its parent's, once that ends). */
@@ -294,12 +329,19 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
             and(
               eq(jobs.userId, fresh.userId),
               eq(jobs.serviceId, fresh.serviceId!),
+              // Spelled as the `jobs_user_service_open` index's predicate, so the count reads open jobs only.
+              JOB_OPEN,
               // A job the server has queued holds one of the user's slots there too.
               or(inArray(jobs.state, [...ACTIVE_STATES]), and(eq(jobs.state, 'queued'), isNotNull(jobs.externalId))),
             ),
           );
         if ((active?.n ?? 0) >= limit) {
-          const deferred = await transition(tx, fresh, 'queued', { set: { nextPollAt: new Date(at.getTime() + schedule.busyDelayMs()) }, now: at });
+          // pollCount counts the deferrals of a job never submitted (submission resets it for the polls).
+          const deferred = await transition(tx, fresh, 'queued', {
+            set: { nextPollAt: new Date(at.getTime() + schedule.busyDelayMs(fresh.pollCount)), pollCount: fresh.pollCount + 1 },
+            now: at,
+            releaseLease: owner,
+          });
           return { kind: 'busy' as const, row: deferred };
         }
       }
@@ -440,45 +482,86 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
     }
   }
 
-  /** The server finished: list its files, store each not yet stored once into file-manager, then complete. */
+  /**
+   * The server finished: list its files, store each not yet stored once into file-manager, then complete.
+   * What each file came to is kept in memory and written with the completion, in its transaction; a step
+   * that fails part way writes what it has first. A file stored in file-manager whose row a crash left
+   * `pending` is adopted by its key on the next look.
+   */
   async function retrieve(work: Work, credential: ServerCredential, status: ExternalStatus, observed: JobChanges): Promise<void> {
     if (work.row.state !== 'exporting') {
       if (!(await move(work, 'exporting', { message: `${work.target.service.name} finished the job; retrieving results`, set: { ...observed, pollCount: 0 } }))) return;
-    } else if (!(await quiet(work, observed))) return;
+    }
     const row = work.row;
     const externalId = row.externalId!;
     const refs = await upstream(work, () => work.adapter.results(work.target, credential, externalId));
+    const fresh = new Set<string>();
     if (refs.length > 0) {
       const at = nowDate();
-      await db
+      const inserted = await db
         .insert(jobResults)
         .values(refs.map((ref) => ({ id: Bun.randomUUIDv7(), jobId: row.id, attempt: row.attempt, name: ref.name, source: ref.source, sizeBytes: ref.sizeBytes, createdAt: at, updatedAt: at })))
-        .onConflictDoNothing({ target: [jobResults.jobId, jobResults.attempt, jobResults.name] });
+        .onConflictDoNothing({ target: [jobResults.jobId, jobResults.attempt, jobResults.name] })
+        .returning({ id: jobResults.id });
+      for (const { id } of inserted) fresh.add(id);
     }
-    const before = await resultsOfAttempt(row);
+    const results = await resultsOfAttempt(row);
     const expiresAt = status.resultsExpireAt ?? row.resultsExpireAt;
-    if (expiresAt && expiresAt.getTime() <= clock() && before.some((r) => r.state === 'pending')) {
-      await resultsGone(work, `${work.target.service.name} deleted the results (${expiresAt.toISOString()}) before the platform could retrieve them.`, null);
+    if (expiresAt && expiresAt.getTime() <= clock() && results.some((r) => r.state === 'pending')) {
+      await resultsGone(work, `${work.target.service.name} deleted the results (${expiresAt.toISOString()}) before the platform could retrieve them.`, null, observed);
       return;
     }
-    for (const result of before.filter((r) => r.state === 'pending')) await retrieveOne(work, credential, result);
-    await finishRetrieval(work);
+    const marks: ResultMark[] = [];
+    try {
+      for (const result of results.filter((r) => r.state === 'pending')) {
+        const mark = await retrieveOne(work, credential, result, fresh.has(result.id));
+        marks.push(mark);
+        Object.assign(result, mark);
+      }
+    } catch (err) {
+      // What was stored stays recorded even though the step goes on to fail.
+      await recordResults(db, marks, nowDate()).catch((e) => work.log.warn('could not record stored results', { error: errorText(e) }));
+      throw err;
+    }
+    await finishRetrieval(work, { rows: results, marks, set: observed });
   }
 
   const resultsOfAttempt = (row: JobRow) => db.select().from(jobResults).where(and(eq(jobResults.jobId, row.id), eq(jobResults.attempt, row.attempt)));
 
-  /** Every result is stored or failed: completed (with a warning when some failed), or failed when none could be had. */
-  async function finishRetrieval(work: Work): Promise<void> {
-    const rows = await resultsOfAttempt(work.row);
+  /** Writes what retrieval made of each file, in one statement. */
+  async function recordResults(tx: Db, marks: ResultMark[], at: Date): Promise<void> {
+    if (marks.length === 0) return;
+    const values = sql.join(
+      marks.map((m) => sql`(${m.id}::uuid, ${m.state}::text, ${m.fileId}::uuid, ${m.sizeBytes}::bigint, ${m.error}::text)`),
+      sql`, `,
+    );
+    await tx.execute(sql`
+      update ${jobResults} as r
+      set state = v.state, file_id = coalesce(v.file_id, r.file_id), size_bytes = coalesce(v.size_bytes, r.size_bytes), error = v.error, updated_at = ${at.toISOString()}::timestamptz
+      from (values ${values}) as v(id, state, file_id, size_bytes, error)
+      where r.id = v.id`);
+  }
+
+  /**
+   * Every result is stored or failed: completed (with a warning when some failed), or failed when none
+   * could be had. `rows` as retrieval left them in memory (else they are read), `marks` written with the end.
+   */
+  async function finishRetrieval(work: Work, done: { rows?: JobResultRow[]; marks?: ResultMark[]; set?: JobChanges } = {}): Promise<void> {
+    const rows = done.rows ?? (await resultsOfAttempt(work.row));
+    const marks = done.marks ?? [];
+    const also = marks.length ? (tx: Db, at: Date) => recordResults(tx, marks, at) : undefined;
     const stored = rows.filter((r) => r.state === 'stored');
     const failed = rows.filter((r) => r.state === 'failed');
     const missing = failed.map((r) => `${r.name}: ${r.error ?? 'not retrieved'}`).join('\n');
     if (failed.length > 0 && stored.length === 0) {
-      await end(work, 'failed', 'no result file could be retrieved', {
-        code: 'results_unavailable',
-        message: missing,
-        hint: 'The server no longer serves these files; run the job again to get results.',
-      });
+      await end(
+        work,
+        'failed',
+        'no result file could be retrieved',
+        { code: 'results_unavailable', message: missing, hint: 'The server no longer serves these files; run the job again to get results.' },
+        { ...done.set },
+        also,
+      );
       return;
     }
     await end(
@@ -486,7 +569,8 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
       'completed',
       `${stored.length} result file${stored.length === 1 ? '' : 's'} stored${failed.length ? `; ${failed.length} could not be retrieved` : ''}`,
       failed.length ? { code: 'results_incomplete', message: missing, hint: 'Some result files could not be fetched from the server; run the job again to get them.' } : {},
-      { progress: 100 },
+      { ...done.set, progress: 100 },
+      also,
     );
   }
 
@@ -501,35 +585,27 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
         .update(jobResults)
         .set({ state: 'failed', error: message, updatedAt: nowDate() })
         .where(and(eq(jobResults.jobId, work.row.id), eq(jobResults.attempt, work.row.attempt), eq(jobResults.state, 'pending')));
-      await finishRetrieval(work);
+      await finishRetrieval(work, { set });
       return;
     }
     await end(work, 'expired', 'results deleted on the server before retrieval', { code: 'results_expired', message, hint: hint ?? 'Run the job again to get results.' }, set);
   }
 
-  async function retrieveOne(work: Work, credential: ServerCredential, result: JobResultRow): Promise<void> {
+  /** Stores one pending result (or finds it stored) and answers what became of it; the caller records that. */
+  async function retrieveOne(work: Work, credential: ServerCredential, result: JobResultRow, fresh: boolean): Promise<ResultMark> {
     const row = work.row;
     const key = resultKeyFor(row, result.name);
-    const mark = (set: Partial<typeof jobResults.$inferInsert>) =>
-      db
-        .update(jobResults)
-        .set({ ...set, updatedAt: nowDate() })
-        .where(eq(jobResults.id, result.id));
-    // Stored by an earlier run that died before recording it: adopt it, spending no download.
-    const existing = await files.resultByKey(key);
-    if (existing) {
-      await mark({ state: 'stored', fileId: existing.id, sizeBytes: existing.sizeBytes, error: null });
-      return;
-    }
+    const mark = (m: Omit<ResultMark, 'id' | 'fileId' | 'sizeBytes'> & Partial<ResultMark>): ResultMark => ({ id: result.id, fileId: null, sizeBytes: null, ...m });
+    // Stored by an earlier run that died before recording it: adopt it, spending no download. A row this
+    // step created cannot have been stored before (rows are written before any file is), so no lookup.
+    const existing = fresh ? null : await files.resultByKey(key);
+    if (existing) return mark({ state: 'stored', fileId: existing.id, sizeBytes: existing.sizeBytes, error: null });
     const ref: ResultRef = { name: result.name, sizeBytes: result.sizeBytes, source: result.source as Record<string, unknown> };
     let download: { body: ReadableStream<Uint8Array>; sizeBytes: number | null };
     try {
       download = await upstream(work, () => work.adapter.download(work.target, credential, ref));
     } catch (err) {
-      if (err instanceof AdapterError && err.kind === 'gone') {
-        await mark({ state: 'failed', error: err.message });
-        return;
-      }
+      if (err instanceof AdapterError && err.kind === 'gone') return mark({ state: 'failed', error: err.message });
       throw err;
     }
     try {
@@ -544,13 +620,12 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
         panel: work.target.panel.externalId,
         body: download.body,
       });
-      await mark({ state: 'stored', fileId: stored.id, sizeBytes: stored.sizeBytes, error: null });
+      return mark({ state: 'stored', fileId: stored.id, sizeBytes: stored.sizeBytes, error: null });
     } catch (err) {
       await download.body.cancel().catch(() => undefined);
       // file-manager refused this file for good (another result under the key, over quota, empty): record it, go on.
       if (err instanceof UpstreamError && (err.upstreamStatus === 409 || err.upstreamStatus === 413 || err.upstreamStatus === 422)) {
-        await mark({ state: 'failed', error: `file-manager refused the file: ${problemDetail(err)}` });
-        return;
+        return mark({ state: 'failed', error: `file-manager refused the file: ${problemDetail(err)}` });
       }
       throw err;
     }
@@ -624,7 +699,7 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
         return;
       }
       if (kind === 'busy') {
-        const set = { nextPollAt: inMs(schedule.busyDelayMs()) };
+        const set = { nextPollAt: inMs(schedule.busyDelayMs(row.pollCount)), pollCount: row.pollCount + 1 };
         if (row.state === 'submitting') await move(work, 'queued', { message: `${server} allows no more active jobs for this account; waiting`, set });
         else await quiet(work, set);
         return;
@@ -708,10 +783,11 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
     const log = deps.logger.child({ jobId: claimed.id });
     const target = claimed.target as JobTarget | null;
     const adapter = target ? deps.adapters[target.service.protocol] : undefined;
+    let work: Work = { row: claimed, target: target!, adapter: adapter!, phase: 'poll', log, superseded: false };
     try {
       if (TERMINAL_STATES.has(claimed.state)) return;
       if (!target || !adapter) {
-        const work = { row: claimed, target: target!, adapter: adapter!, phase: 'submit' as Phase, log, superseded: false };
+        work.phase = 'submit';
         await end(work, 'failed', 'the job names no server this worker can drive', {
           code: 'unsupported_target',
           message: target ? `No adapter for protocol ${target.service.protocol}.` : 'The job has no target server.',
@@ -719,7 +795,7 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
         });
         return;
       }
-      const work: Work = { row: claimed, target, adapter, phase: 'poll', log, superseded: false };
+      work = { row: claimed, target, adapter, phase: 'poll', log, superseded: false };
       try {
         await step(work);
         // A cancel that arrived while the step ran is acted on now, not after the next poll.
@@ -734,7 +810,11 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
       // Only the database itself failing lands here; the lease runs out and another round retries.
       log.error('job step failed and could not be recorded', { error: errorText(err) });
     } finally {
-      await releaseJob(db, { owner, jobId: claimed.id }).catch((err) => log.warn('could not release the lease', { error: errorText(err) }));
+      // The step's last write usually gave the lease back already (the row it returned says so); a step
+      // that ended otherwise (superseded, failed to record, a cancel acted on) releases it here.
+      if (work.row.leaseOwner === owner) {
+        await releaseJob(db, { owner, jobId: claimed.id }).catch((err) => log.warn('could not release the lease', { error: errorText(err) }));
+      }
     }
   }
 
@@ -761,9 +841,19 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
   async function claim(): Promise<JobRow[]> {
     const free = concurrency - inFlight.size;
     if (free <= 0) return [];
+    const started = performance.now();
     const claimed = await claimJobs(db, { owner, limit: free, leaseMs, now: nowDate(), serviceIds: deps.serviceIds });
-    // A job still in flight here (its lease lapsed under a stalled heartbeat) is not started twice.
-    return claimed.filter((job) => !inFlight.has(job.id));
+    deps.onClaim?.({ ms: performance.now() - started, jobs: claimed.length });
+    // A job still in flight here (its step gave the lease back with its last write and a cancel made it
+    // due again, or its lease lapsed under a stalled heartbeat) is not started twice: the new claim is
+    // given back once the step in flight has finished, and the job is claimed afresh.
+    const fresh: JobRow[] = [];
+    for (const job of claimed) {
+      const running = inFlight.get(job.id);
+      if (!running) fresh.push(job);
+      else void running.then(() => releaseJob(db, { owner, jobId: job.id })).catch((err) => deps.logger.warn('could not release the lease', { jobId: job.id, error: errorText(err) }));
+    }
+    return fresh;
   }
 
   const loop = createWorkerLoop({

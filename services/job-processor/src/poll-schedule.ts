@@ -13,8 +13,14 @@ export interface PollSchedule {
   retryDelayMs(attempts: number): number;
   /** Transient failures in a row after which a job gives up. */
   readonly maxAttempts: number;
-  /** Delay before trying to submit again when the user already has the server's maximum of active jobs. */
-  busyDelayMs(): number;
+  /**
+   * Delay before trying to submit again when the user already has the server's maximum of active jobs,
+   * given how often the job was deferred so already (0 = the first time): doubled per deferral up to a
+   * cap. A job that ends wakes the user's next waiting job at once (job-transitions.ts), so this is the
+   * fallback for slots freed elsewhere, and the back-off keeps a user's long queue from being claimed
+   * over and over only to be deferred again.
+   */
+  busyDelayMs(deferrals?: number): number;
   /** Delay between looks at a job whose cancellation the server has not confirmed yet. */
   readonly cancelPollMs: number;
 }
@@ -30,8 +36,10 @@ export interface PollScheduleOptions {
   retryMaxMs?: number;
   /** Default 10 (about 40 minutes of a server being down with the defaults). */
   maxAttempts?: number;
-  /** Default 30 s. */
+  /** First busy deferral; default 30 s. */
   busyDelayMs?: number;
+  /** Cap on the busy deferral; default 8 × `busyDelayMs`. */
+  busyMaxMs?: number;
   /** Default 5 s. */
   cancelPollMs?: number;
   /** Fraction each delay may vary by (0 to 1); default 0.2. */
@@ -45,6 +53,7 @@ export function createPollSchedule(options: PollScheduleOptions = {}): PollSched
   const maxPollMs = options.maxPollMs ?? 300_000;
   const retryBaseMs = options.retryBaseMs ?? 5_000;
   const retryMaxMs = options.retryMaxMs ?? 600_000;
+  const busyBaseMs = options.busyDelayMs ?? 30_000;
   const jitter = Math.min(Math.max(options.jitter ?? 0.2, 0), 1);
   const random = options.random ?? Math.random;
   const jittered = (ms: number) => Math.max(0, Math.round(ms * (1 + jitter * (2 * random() - 1))));
@@ -54,7 +63,7 @@ export function createPollSchedule(options: PollScheduleOptions = {}): PollSched
     pollDelayMs: (polls) => jittered(doubling(firstPollMs, polls, maxPollMs)),
     retryDelayMs: (attempts) => jittered(doubling(retryBaseMs, attempts - 1, retryMaxMs)),
     maxAttempts: options.maxAttempts ?? 10,
-    busyDelayMs: () => jittered(options.busyDelayMs ?? 30_000),
+    busyDelayMs: (deferrals = 0) => jittered(doubling(busyBaseMs, deferrals, options.busyMaxMs ?? busyBaseMs * 8)),
     cancelPollMs: options.cancelPollMs ?? 5_000,
   };
 }

@@ -1,0 +1,3 @@
+DROP INDEX "jobs"."jobs_state_next_poll";--> statement-breakpoint
+CREATE INDEX "jobs_claimable" ON "jobs"."jobs" USING btree ("next_poll_at" NULLS FIRST,"created_at") WHERE service_id is not null and state not in ('completed', 'failed', 'cancelled', 'expired', 'partial');--> statement-breakpoint
+CREATE INDEX "jobs_user_service_open" ON "jobs"."jobs" USING btree ("user_id","service_id","created_at") WHERE service_id is not null and state not in ('completed', 'failed', 'cancelled', 'expired', 'partial');
