@@ -170,12 +170,28 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * Default deny: every path not listed as public needs a verified identity; viewers are read-only
  * outside their self-service paths.
  */
+/**
+ * The answer when a token could not be checked at all (the KV holding revocation marks, or the key
+ * fetch, failed): not a verdict on the token, so a retry soon may work. The gateway and every service
+ * give the same one, whichever check ran first.
+ */
+export function authUnavailable(): HttpProblem {
+  return new HttpProblem(503, 'auth_unavailable', 'Tokens cannot be verified right now; try again shortly.', { headers: { 'retry-after': '5' } });
+}
+
 export function authMiddleware(options: AuthMiddlewareOptions): MiddlewareHandler<{ Variables: { identity: Identity } }> {
   const publicPaths = new Set(options.publicPaths);
   const viewerWritable = options.viewerWritablePrefixes ?? [];
   return async (c, next) => {
     if (publicPaths.has(c.req.path) || options.carriesOwnProof?.(c)) return next();
-    const identity = await options.authenticator.authenticate(c.req.header('authorization'));
+    let identity: Identity;
+    try {
+      identity = await options.authenticator.authenticate(c.req.header('authorization'));
+    } catch (err) {
+      if (err instanceof HttpProblem) throw err;
+      // The cause shows on /ready (the KV check), not in every request's log line.
+      throw authUnavailable();
+    }
     if (
       identity.kind === 'user' &&
       !SAFE_METHODS.has(c.req.method) &&

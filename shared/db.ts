@@ -41,6 +41,11 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     // array columns from their text form itself.
     fetch_types: false,
     idle_timeout: 60,
+    // postgres.js waits backoff(n) seconds before the n-th reconnect, counted across the pool, up to 20 s
+    // by default: a restart that cuts ten pooled connections at once left queries waiting 10-20 s after
+    // the server was back (tests/e2e/fault-postgres.test.ts). A second at most keeps a restart's cost
+    // close to its length.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     onnotice: () => {},
     connection: { application_name: 'federated-imputation' },
   });

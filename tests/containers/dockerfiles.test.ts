@@ -367,8 +367,8 @@ describe('Dockerfiles', () => {
         for (const source of copy.getArguments().slice(0, -1)) copied.add(source.getValue());
       }
     }
-    expect([...copied].sort()).toEqual(['bun.lock', 'db', 'package.json', 'services', 'shared', 'tsconfig.json']);
-    const needed = ['package.json', 'bun.lock', 'tsconfig.json', ...['shared/**/*.ts', 'services/*/src/**/*.ts', 'db/schema/*.ts', 'db/migrations/**/*'].flatMap((pattern) => [...new Bun.Glob(pattern).scanSync(ROOT)])];
+    expect([...copied].sort()).toEqual(['bun.lock', 'db', 'package.json', 'patches', 'services', 'shared', 'tsconfig.json']);
+    const needed = ['package.json', 'bun.lock', 'tsconfig.json', 'patches/apply-patches.mjs', ...['shared/**/*.ts', 'services/*/src/**/*.ts', 'db/schema/*.ts', 'db/migrations/**/*'].flatMap((pattern) => [...new Bun.Glob(pattern).scanSync(ROOT)])];
     for (const path of needed) expect({ path, ignored: ignored(path) }).toEqual({ path, ignored: false });
   });
 

@@ -294,6 +294,8 @@ describe('authMiddleware and requireRole', () => {
   function fixedAuthenticator(identities: Record<string, Identity>): Authenticator {
     return {
       async authenticate(header) {
+        // What a revocation check against a KV that is down throws: not a verdict on the token.
+        if (header === 'Bearer kv-down') throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
         const identity = header ? identities[header.replace(/^Bearer /, '')] : undefined;
         if (!identity) throw new HttpProblem(401, 'unauthorized', 'no');
         return identity;
@@ -329,6 +331,13 @@ describe('authMiddleware and requireRole', () => {
 
   const call = (method: string, path: string, token?: string) =>
     app.request(path, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  it('answers 503 auth_unavailable with Retry-After, not 500, when the token cannot be checked at all', async () => {
+    const res = await call('GET', '/things', 'kv-down');
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(await res.json()).toMatchObject({ code: 'auth_unavailable' });
+  });
 
   it('serves public paths and the kit endpoints without a token, and denies everything else (401)', async () => {
     expect((await call('GET', '/open')).status).toBe(200);

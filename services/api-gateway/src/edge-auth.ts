@@ -6,7 +6,7 @@
  * backends verify it again (defense in depth) and never read identity from headers.
  */
 import type { AppEnv } from '@shared/app.ts';
-import type { Authenticator, Identity } from '@shared/auth.ts';
+import { authUnavailable, type Authenticator, type Identity } from '@shared/auth.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import type { Logger } from '@shared/log.ts';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -90,9 +90,7 @@ export function edgeAuth(options: EdgeAuthOptions): MiddlewareHandler<AppEnv> {
       }
       // Not a verdict on the token: the revocation store or key fetch failed. Retrying soon may work.
       options.logger.warn('token verification unavailable', { requestId: c.get('requestId'), error: errorName(err) });
-      throw new HttpProblem(503, 'auth_unavailable', 'Tokens cannot be verified right now; try again shortly.', {
-        headers: { 'retry-after': '5' },
-      });
+      throw authUnavailable();
     }
     if (identity.kind === 'service') {
       throw new HttpProblem(403, 'service_token_not_accepted', 'Service tokens are for calls between the platform’s services, not through the public API.');

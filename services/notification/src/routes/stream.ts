@@ -9,6 +9,10 @@
  * Without `Last-Event-ID` (nor `?lastEventId=`) the stream sends no backlog, only what arrives from
  * now on: a client loads its inbox with `GET /notifications` and, to close the gap between the two
  * calls, may pass the newest id it got there as `?lastEventId=`.
+ *
+ * The live feed can miss a message a client that stays connected would never ask for again: a
+ * publish fails while the KV is down (the row is committed; the publish is only logged). So a quiet
+ * stream, before each heartbeat, reads what the database holds after the newest id it has covered.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
@@ -18,13 +22,15 @@ import type { Kv, Unsubscribe } from '@shared/kv.ts';
 import type { Notification } from '@shared/schemas/notifications.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { notifications } from '@db/schema/notify.ts';
-import { and, asc, eq, gt } from 'drizzle-orm';
+import { and, asc, desc, eq, gt } from 'drizzle-orm';
 import { streamSSE } from 'hono/streaming';
 import { subscribeLiveFeed } from '../live-feed.ts';
 import { notificationView } from '../notification-views.ts';
 import { notifiedUser, UUID } from './notifications.ts';
 
 const BACKLOG_BATCH = 100;
+/** Sorts before every UUIDv7: the cursor of a user with no notification yet. */
+const ZERO_ID = '00000000-0000-0000-0000-000000000000';
 /** Ids remembered to skip live repeats of backlog rows; only rows committed during the backlog read can repeat. */
 const REMEMBERED_IDS = 1_000;
 
@@ -126,22 +132,34 @@ export function streamRoutes(deps: StreamRoutesDeps) {
       }
       const lifetime = setTimeout(stop, maxConnectionMs);
       const sent = recentIds(REMEMBERED_IDS);
+      // The newest id this stream has covered: sent, or already in the client's inbox when it opened
+      // the stream without Last-Event-ID. Whatever follows it in the database without having come
+      // through the live feed (a publish failed while the KV was down) is read before each heartbeat.
+      let covered = after ?? ZERO_ID;
       const send = async (notification: Notification) => {
         if (sent.has(notification.id)) return;
         sent.add(notification.id);
+        if (notification.id > covered) covered = notification.id;
         await sse.writeSSE({ id: notification.id, event: 'notification', data: JSON.stringify(notification) });
       };
-
-      try {
-        for (let cursor = after; cursor && open; ) {
+      const catchUp = async () => {
+        for (let more = true; more && open; ) {
           const rows = await db
             .select()
             .from(notifications)
-            .where(and(eq(notifications.userId, userId), gt(notifications.id, cursor)))
+            .where(and(eq(notifications.userId, userId), gt(notifications.id, covered)))
             .orderBy(asc(notifications.id))
             .limit(BACKLOG_BATCH);
           for (const row of rows) if (open) await send(notificationView(row));
-          cursor = rows.length === BACKLOG_BATCH ? rows.at(-1)!.id : undefined;
+          more = rows.length === BACKLOG_BATCH;
+        }
+      };
+
+      try {
+        if (after) await catchUp();
+        else {
+          const [newest] = await db.select({ id: notifications.id }).from(notifications).where(eq(notifications.userId, userId)).orderBy(desc(notifications.id)).limit(1);
+          if (newest) covered = newest.id;
         }
         // Bun sends the response headers only with the first body chunk: without this a stream with no
         // backlog stays unanswered until the first heartbeat (EventSource's `open` waits, and a heartbeat
@@ -163,7 +181,10 @@ export function streamRoutes(deps: StreamRoutesDeps) {
             };
           });
           wake = () => {};
-          if (quiet && open) await sse.write(': heartbeat\n\n');
+          if (quiet && open) {
+            await catchUp();
+            await sse.write(': heartbeat\n\n');
+          }
         }
       } catch (err) {
         // The client reconnects with Last-Event-ID; the error is ours to log, not theirs to read.
