@@ -28,6 +28,7 @@
  * redis://127.0.0.1:6379, shared by every process). Prints tables; asserts nothing. The scratch
  * database and directory are removed and every child process is stopped at the end, also on error.
  */
+import { SERVICE_URL_VARIABLES } from '@shared/config.ts';
 import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -85,15 +86,6 @@ const HEALTH_P50_BUDGET_MS = 10;
 const CLK_TCK = 100;
 const SERVICE_NAMES = ['user-service', 'service-registry', 'job-processor', 'file-manager', 'notification', 'monitoring'] as const;
 type ServiceName = (typeof SERVICE_NAMES)[number];
-const URL_VARIABLES: Record<ServiceName | 'api-gateway', string> = {
-  'api-gateway': 'API_GATEWAY_URL',
-  'user-service': 'USER_SERVICE_URL',
-  'service-registry': 'SERVICE_REGISTRY_URL',
-  'job-processor': 'JOB_PROCESSOR_URL',
-  'file-manager': 'FILE_MANAGER_URL',
-  notification: 'NOTIFICATION_URL',
-  monitoring: 'MONITORING_URL',
-};
 /** Ports besides the six services': gateways, proxies and the trivial upstream. */
 const EXTRA_PORTS = ['api-gateway', 'gateway-unlimited', 'gateway-compared', 'bare-proxy', 'trivial-upstream', 'trivial-proxy', 'trivial-gateway'] as const;
 /** Raised so the bench never sees a 429 while every request is still charged (one GCRA round trip). */
@@ -245,7 +237,7 @@ async function benchRole(): Promise<void> {
       DATABASE_URL: scratch.databaseUrl,
       MIGRATIONS_DIR: join(ROOT, 'db/migrations'),
       DATA_DIR: join(scratch.dir, 'data'),
-      ...Object.fromEntries(Object.entries(URL_VARIABLES).map(([name, variable]) => [variable, base(name as keyof typeof ports)])),
+      ...Object.fromEntries(Object.entries(SERVICE_URL_VARIABLES).map(([name, variable]) => [variable, base(name as keyof typeof ports)])),
       ...(args.redis ? { REDIS_URL } : {}),
     };
     const serviceEntry = (name: string) => [join(ROOT, 'services', name, 'src', 'index.ts')];

@@ -4,7 +4,7 @@
  * (in memory, or REDIS_URL). `services/standalone.ts` runs it on 8000–8006; the demo runs it on any
  * port range next to the fake imputation servers.
  */
-import { ConfigError, parseEnv, type BaseEnv, type Env } from '@shared/config.ts';
+import { ConfigError, parseEnv, SERVICE_URL_VARIABLES, type BaseEnv, type Env } from '@shared/config.ts';
 import type { Database } from '@shared/db.ts';
 import type { Kv } from '@shared/kv.ts';
 import { createLogger, type Logger, type LogLevel } from '@shared/log.ts';
@@ -20,16 +20,6 @@ import { secretVariable } from './user-service/src/service.ts';
 /** The well-known ports start here; a service's offset from it is kept on any base port. */
 const WELL_KNOWN_BASE = 8000;
 
-/** Each platform service's base-URL variable, as the services that call it read it. */
-const URL_VARIABLE: Record<string, string> = {
-  'api-gateway': 'API_GATEWAY_URL',
-  'user-service': 'USER_SERVICE_URL',
-  'service-registry': 'SERVICE_REGISTRY_URL',
-  'job-processor': 'JOB_PROCESSOR_URL',
-  'file-manager': 'FILE_MANAGER_URL',
-  notification: 'NOTIFICATION_URL',
-  monitoring: 'MONITORING_URL',
-};
 
 export interface StandaloneOptions {
   /** The variables every service parses (usually `process.env`); values set here win over the derived ones. `PORT` is ignored. */
@@ -77,7 +67,7 @@ export async function startStandalone(options: StandaloneOptions): Promise<Stand
   const secrets = new Map(SERVICES.filter((d) => d.name !== 'user-service').map((d) => [d.name, randomToken(24)]));
   const derived: Env = {
     HOST: host,
-    ...Object.fromEntries(SERVICES.map((d) => [URL_VARIABLE[d.name]!, urlOf(d)])),
+    ...Object.fromEntries(SERVICES.map((d) => [SERVICE_URL_VARIABLES[d.name]!, urlOf(d)])),
     // Download links and email links name the gateway this platform really listens on.
     PUBLIC_API_URL: `${urlOf(gateway)}/api`,
     PUBLIC_URL: urlOf(gateway),

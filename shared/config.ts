@@ -74,6 +74,17 @@ export const externalCallsEnv = {
   EXTERNAL_CALLS: z.stringbool().default(false),
 };
 
+/** The variable each platform service's base URL goes by, in every service that calls it (one map for the runners and tests that wire them). */
+export const SERVICE_URL_VARIABLES: Readonly<Record<string, string>> = {
+  'api-gateway': 'API_GATEWAY_URL',
+  'user-service': 'USER_SERVICE_URL',
+  'service-registry': 'SERVICE_REGISTRY_URL',
+  'job-processor': 'JOB_PROCESSOR_URL',
+  'file-manager': 'FILE_MANAGER_URL',
+  notification: 'NOTIFICATION_URL',
+  monitoring: 'MONITORING_URL',
+};
+
 /** Base URLs of the platform's services, for the services that call or list the others. */
 const platformUrl = (port: number) => z.url({ protocol: /^https?$/ }).default(`http://127.0.0.1:${port}`);
 export const platformUrlsEnv = {

@@ -137,6 +137,9 @@ async function readResponse(service: string, response: Response, schema: z.ZodTy
       parsed && typeof parsed === 'object' && 'detail' in parsed && typeof parsed.detail === 'string'
         ? parsed.detail
         : `${service} answered ${response.status}.`;
+    // A service that says it is unavailable (its database restarting, say) stays a 503 for the caller's
+    // client too: the condition is temporary and a retry may work, unlike a 502.
+    if (response.status === 503) throw new UpstreamError(service, 503, 'upstream_unavailable', detail, 503, parsed);
     throw new UpstreamError(service, 502, 'upstream_error', detail, response.status, parsed);
   }
   if (!schema) return parsed;

@@ -4,7 +4,7 @@
  * the others and aggregates their readiness over real HTTP.
  */
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { parseEnv, type BaseEnv } from '@shared/config.ts';
+import { parseEnv, SERVICE_URL_VARIABLES, type BaseEnv } from '@shared/config.ts';
 import { openDatabase, type Database } from '@shared/db.ts';
 import { createMemoryKv } from '@shared/kv-memory.ts';
 import { createLogger } from '@shared/log.ts';
@@ -115,14 +115,6 @@ describe('api-gateway over the six running services', () => {
   const running: RunningService[] = [];
   let gateway: RunningService;
   const upstreamEnv: Record<string, string> = {};
-  const envKey: Record<string, string> = {
-    'user-service': 'USER_SERVICE_URL',
-    'service-registry': 'SERVICE_REGISTRY_URL',
-    'job-processor': 'JOB_PROCESSOR_URL',
-    'file-manager': 'FILE_MANAGER_URL',
-    notification: 'NOTIFICATION_URL',
-    monitoring: 'MONITORING_URL',
-  };
 
   beforeAll(async () => {
     const kv = createMemoryKv();
@@ -135,7 +127,7 @@ describe('api-gateway over the six running services', () => {
           : { SERVICE_SECRET: secrets.get(definition.name)!, USER_SERVICE_URL: upstreamEnv.USER_SERVICE_URL! };
       const service = await startService(definition, { env: envFor(definition, extra), kv, logger, database: testDb.database });
       running.push(service);
-      upstreamEnv[envKey[definition.name]!] = service.url;
+      upstreamEnv[SERVICE_URL_VARIABLES[definition.name]!] = service.url;
     }
     const gatewayDefinition = SERVICES.find((d) => d.name === 'api-gateway')!;
     // The gateway verifies tokens itself, so it needs its own secret for API-token introspection.

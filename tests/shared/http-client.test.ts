@@ -87,6 +87,11 @@ describe('createHttpClient', () => {
     expect(upstream.toProblem().service).toBe('things-service');
   });
 
+  it('keeps an upstream 503 a 503 (upstream_unavailable: temporary, worth a retry), not a 502', async () => {
+    const error = await client({ retries: 0 }).call({ method: 'POST', path: '/always-503', body: {} }).catch((e: unknown) => e);
+    expect([(error as UpstreamError).status, (error as UpstreamError).code, (error as UpstreamError).upstreamStatus]).toEqual([503, 'upstream_unavailable', 503]);
+  });
+
   it('rejects a response that breaks the contract', async () => {
     const error = await client().call({ path: '/wrong-shape', schema: Thing }).catch((e: unknown) => e);
     expect((error as UpstreamError).code).toBe('upstream_invalid_response');

@@ -10,23 +10,13 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Subprocess } from 'bun';
+import { SERVICE_URL_VARIABLES } from '@shared/config.ts';
 import { randomToken } from '@shared/token-hash.ts';
 import { secretVariable } from '../../services/user-service/src/service.ts';
 import { MIGRATIONS_DIR } from './test-database.ts';
 
 export const SERVICE_NAMES = ['api-gateway', 'user-service', 'service-registry', 'job-processor', 'file-manager', 'notification', 'monitoring'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
-
-/** The variable each service's base URL goes by (platformUrlsEnv and USER_SERVICE_URL in shared/config.ts). */
-const URL_VARIABLE: Record<ServiceName, string> = {
-  'api-gateway': 'API_GATEWAY_URL',
-  'user-service': 'USER_SERVICE_URL',
-  'service-registry': 'SERVICE_REGISTRY_URL',
-  'job-processor': 'JOB_PROCESSOR_URL',
-  'file-manager': 'FILE_MANAGER_URL',
-  notification: 'NOTIFICATION_URL',
-  monitoring: 'MONITORING_URL',
-};
 
 const REPO_ROOT = resolve(import.meta.dir, '../..');
 
@@ -128,7 +118,7 @@ export async function startPlatformProcesses(options: PlatformProcessesOptions):
     REGISTRATIONS_PER_HOUR_PER_IP: '100000',
     LOGIN_IP_ATTEMPTS_PER_MINUTE: '10000',
     RATE_LIMIT_AUTH: '10000/1m',
-    ...Object.fromEntries(SERVICE_NAMES.map((name) => [URL_VARIABLE[name], urls[name]])),
+    ...Object.fromEntries(SERVICE_NAMES.map((name) => [SERVICE_URL_VARIABLES[name], urls[name]])),
     ...options.env,
   };
   const envs = Object.fromEntries(

@@ -4,7 +4,7 @@
  * (service secrets, upstream URLs). One test database (PGlite, or a scratch PostgreSQL database when
  * DATABASE_URL is set), the KV named by REDIS_URL (in memory when unset), a temp DATA_DIR.
  */
-import { parseEnv, type BaseEnv } from '@shared/config.ts';
+import { parseEnv, SERVICE_URL_VARIABLES, type BaseEnv } from '@shared/config.ts';
 import { createKv } from '@shared/kv-factory.ts';
 import type { Kv } from '@shared/kv.ts';
 import { createLogger } from '@shared/log.ts';
@@ -19,16 +19,6 @@ import { secretVariable } from '../../services/user-service/src/service.ts';
 import { json } from './json.ts';
 import { createTestDatabase, MIGRATIONS_DIR, type TestDatabase } from './test-database.ts';
 import { TEST_ENCRYPTION_KEY } from './test-encryption-key.ts';
-
-/** The gateway's variable naming each upstream. */
-const UPSTREAM_VARIABLE: Record<string, string> = {
-  'user-service': 'USER_SERVICE_URL',
-  'service-registry': 'SERVICE_REGISTRY_URL',
-  'job-processor': 'JOB_PROCESSOR_URL',
-  'file-manager': 'FILE_MANAGER_URL',
-  notification: 'NOTIFICATION_URL',
-  monitoring: 'MONITORING_URL',
-};
 
 export interface PlatformOptions {
   /** Extra variables for the gateway (e.g. rate limits). */
@@ -86,7 +76,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
           : { SERVICE_SECRET: secrets.get(definition.name)!, USER_SERVICE_URL: upstreams.USER_SERVICE_URL! };
       const service = await startService(definition, { env: envFor(definition, extra), kv, logger, database: testDb.database });
       running.push(service);
-      upstreams[UPSTREAM_VARIABLE[definition.name]!] = service.url;
+      upstreams[SERVICE_URL_VARIABLES[definition.name]!] = service.url;
     }
     const gatewayDefinition = SERVICES.find((d) => d.name === 'api-gateway')!;
     const gateway = await startService(gatewayDefinition, {
