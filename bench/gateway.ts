@@ -34,6 +34,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FixedLoadResult as LoadResult } from './load.ts';
+import { printTable } from './table.ts';
 
 const { values: args } = parseArgs({
   args: Bun.argv.slice(2),
@@ -101,14 +102,6 @@ const randomText = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uin
 const randomKey = (id: string) => `${id}:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64')}`;
 const secretVariable = (service: string) => `SERVICE_SECRET_${service.toUpperCase().replace(/-/g, '_')}`;
 
-function printTable(title: string, header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\n${title}\n`);
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const row of rows) console.log(line(row));
-}
 
 function freePort(): number {
   const listener = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });

@@ -32,9 +32,10 @@ import postgres from 'postgres';
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake } from '../tests/fakes/cloudgene.ts';
 import { startWesFake, type WesFake } from '../tests/fakes/wes.ts';
 import { addFakeServers, registerAndSignIn, signIn, storeCredentials, uploadVcf, type ApiUser } from '../tests/support/gateway-api.ts';
-import { PLATFORM_ADMIN, SERVICE_NAMES, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../tests/support/platform-processes.ts';
+import { FAST_JOBS_ENV, PLATFORM_ADMIN, SERVICE_NAMES, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../tests/support/platform-processes.ts';
 import { createTestDatabase, type TestDatabase } from '../tests/support/test-database.ts';
-import { CLK_TCK, cpuTicks, fixed, machineTicks, printTable, statusMiB } from './platform-load/proc-stats.ts';
+import { CLK_TCK, cpuTicks, fixed, machineTicks, statusMiB } from './platform-load/proc-stats.ts';
+import { printTable } from './table.ts';
 import { parseWeights, TERMINAL_STATES, type JobKind, type LoadConfig, type LoadOutcome, type Sample, type Weights } from './platform-load/protocol.ts';
 
 const MAX_SECONDS = 60;
@@ -45,7 +46,7 @@ const RAISED_LIMITS = {
   'user-service': { REGISTRATIONS_PER_HOUR_PER_IP: '100000', LOGIN_IP_ATTEMPTS_PER_MINUTE: '10000' },
 };
 /** job-processor polls soon and often, so a job against the fakes ends in seconds instead of minutes. */
-const FAST_POLLS = { POLL_FIRST_MS: '100', POLL_MAX_MS: '300', RETRY_BASE_MS: '100', RETRY_MAX_MS: '500', WORKER_IDLE_MS: '50' };
+const FAST_POLLS = FAST_JOBS_ENV;
 const SETUP_PARALLEL = 8;
 const PANEL = 'hapmap-2';
 

@@ -21,6 +21,7 @@ import { SERVICES } from '../services/catalog.ts';
 import type { LoadResult } from './load.ts';
 import type { StartPhases } from './phases.ts';
 import { openScratch, type Proc } from './scratch.ts';
+import { printTable } from './table.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const BUN = process.execPath;
@@ -142,14 +143,6 @@ const median = (xs: number[]) => {
 const fixed = (x: number, digits = 0) => x.toFixed(digits);
 const spread = (xs: number[]) => `${fixed(median(xs))} (${fixed(Math.min(...xs))}–${fixed(Math.max(...xs))})`;
 
-function printTable(title: string, header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\n${title}\n`);
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const row of rows) console.log(line(row));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Builds.

@@ -7,7 +7,7 @@
 import { join, resolve } from 'node:path';
 import { defaultBackupName } from './operations/backup-dir.ts';
 import { runBackup } from './operations/backup-run.ts';
-import { parseFlags, parseOperationsEnv, redactUrl, resolveDatabaseTargets, UsageError } from './operations/cli-args.ts';
+import { DATABASE_FLAG_OPTIONS, parseFlags, parseOperationsEnv, redactUrl, resolveDatabaseTargets, UsageError } from './operations/cli-args.ts';
 import { createPgTools } from './operations/pg-tools.ts';
 
 const USAGE = `usage: npm run backup -- [--out <dir>] [--name <name>] [--no-files] [--no-secrets]
@@ -43,15 +43,12 @@ try {
   const { values } = parseFlags(Bun.argv.slice(2), {
     out: { type: 'string' },
     name: { type: 'string' },
-    'database-url': { type: 'string' },
-    database: { type: 'string', multiple: true },
-    'data-dir': { type: 'string' },
+    ...DATABASE_FLAG_OPTIONS,
     'storage-dir': { type: 'string' },
     'no-files': { type: 'boolean' },
     'no-secrets': { type: 'boolean' },
     jobs: { type: 'string' },
     force: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
     console.log(USAGE);

@@ -4,7 +4,7 @@
  * (the platform must be stopped: PGlite serves one process). Idempotent. Exit 0 done, 1 failed,
  * 2 bad usage.
  */
-import { parseFlags, parseOperationsEnv, redactUrl, resolveDatabaseTargets, UsageError } from './operations/cli-args.ts';
+import { DATABASE_FLAG_OPTIONS, parseFlags, parseOperationsEnv, redactUrl, resolveDatabaseTargets, UsageError } from './operations/cli-args.ts';
 import { runMigrations } from './operations/migrate-run.ts';
 import { formatTable } from './operations/report.ts';
 
@@ -18,10 +18,7 @@ Migrations come from MIGRATIONS_DIR (default db/migrations).`;
 
 try {
   const { values } = parseFlags(Bun.argv.slice(2), {
-    'database-url': { type: 'string' },
-    database: { type: 'string', multiple: true },
-    'data-dir': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
+    ...DATABASE_FLAG_OPTIONS,
   });
   if (values.help) {
     console.log(USAGE);

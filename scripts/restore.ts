@@ -9,7 +9,8 @@ import { parseFlags, parseOperationsEnv, parseSchemaUrls, redactUrl, UsageError 
 import { readManifest } from './operations/manifest.ts';
 import { createPgTools } from './operations/pg-tools.ts';
 import { SERVICE_SCHEMAS, type ServiceSchema } from './operations/platform-schemas.ts';
-import { formatBytes, formatDifferences } from './operations/report.ts';
+import { formatBytes } from '@shared/format-bytes.ts';
+import { formatDifferences } from './operations/report.ts';
 import { runRestore, type RestoreDestination } from './operations/restore-run.ts';
 
 const USAGE = `usage: npm run restore -- <backup dir> [--database-url <admin url>] [--keep] [--scratch-name <name>]

@@ -70,6 +70,14 @@ export function parseOperationsEnv(env: Env): OperationsEnv {
 }
 
 /** parseArgs in strict mode, with its errors turned into UsageErrors. */
+/** The flags that say where the databases are (backup, migrate), and --help. */
+export const DATABASE_FLAG_OPTIONS = {
+  'database-url': { type: 'string' },
+  database: { type: 'string', multiple: true },
+  'data-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, allowPositionals = false) {
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });

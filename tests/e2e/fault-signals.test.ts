@@ -25,7 +25,7 @@ import postgres from 'postgres';
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake } from '../fakes/cloudgene.ts';
 import { startWesFake, type WesFake } from '../fakes/wes.ts';
 import { addFakeServers, registerAndSignIn, signIn, storeCredentials, uploadVcf, type ApiUser } from '../support/gateway-api.ts';
-import { PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses } from '../support/platform-processes.ts';
+import { FAST_JOBS_ENV, PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses } from '../support/platform-processes.ts';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.ts';
 import { startAnswerHoldingProxy, type AnswerHoldingProxy } from './support/signal-proxy.ts';
 import { filesUnder, largeVcf, pacedBody } from './support/signal-upload.ts';
@@ -39,15 +39,7 @@ const LONG_DRAIN_MS = 10_000;
 /** job-processor's drain window: how long a SIGTERM waits for a step stuck on the server. */
 const JOB_DRAIN_MS = 1_000;
 /** Fast polls and retries, and the shortest lease the worker accepts. */
-const FAST_JOBS = {
-  POLL_FIRST_MS: '100',
-  POLL_MAX_MS: '300',
-  RETRY_BASE_MS: '100',
-  RETRY_MAX_MS: '500',
-  RETRY_MAX_ATTEMPTS: '50',
-  WORKER_IDLE_MS: '50',
-  WORKER_LEASE_SECONDS: '5',
-};
+const FAST_JOBS = { ...FAST_JOBS_ENV, RETRY_MAX_ATTEMPTS: '50' };
 const ENDED = ['completed', 'failed', 'cancelled', 'expired', 'partial'];
 /** Each makeFakeJwt call makes a new token: one per user, made once. */
 const TOKENS = { 'sig-alice': makeFakeJwt('sig-alice'), 'sig-bob': makeFakeJwt('sig-bob') };

@@ -20,6 +20,20 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 const REPO_ROOT = resolve(import.meta.dir, '../..');
 
+/**
+ * job-processor on a schedule for tests against the local fakes (production defaults are seconds to
+ * minutes): polls every 100–300 ms, transient failures retried after 100–500 ms, idle workers look every
+ * 50 ms, and the shortest lease the worker accepts, so a killed worker's jobs move on within seconds.
+ */
+export const FAST_JOBS_ENV: Readonly<Record<string, string>> = {
+  POLL_FIRST_MS: '100',
+  POLL_MAX_MS: '300',
+  RETRY_BASE_MS: '100',
+  RETRY_MAX_MS: '500',
+  WORKER_IDLE_MS: '50',
+  WORKER_LEASE_SECONDS: '5',
+};
+
 export const PLATFORM_ADMIN = { username: 'platform-admin', email: 'platform-admin@example.org', password: 'Catalogue-Keeper-Passphrase-9' };
 
 export interface PlatformProcessesOptions {

@@ -46,15 +46,3 @@ export function limitedBody(body: ReadableStream<Uint8Array>, maxBytes: number, 
     }),
   );
 }
-
-/** Human-readable size for problem details (`1 MiB`, `20 GiB`, `512 bytes`). */
-export function formatBytes(bytes: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1 && value % 1024 === 0) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value} ${units[unit]}`;
-}

@@ -8,7 +8,8 @@
 import type { CircuitBreaker } from '@shared/circuit-breaker.ts';
 import { problemBody, problemResponse } from '@shared/errors.ts';
 import type { Logger } from '@shared/log.ts';
-import { formatBytes, limitedBody } from './body-limits.ts';
+import { formatBytes } from '@shared/format-bytes.ts';
+import { limitedBody } from './body-limits.ts';
 import { errorName } from './log-safe.ts';
 import { resolveRoute, type UpstreamName } from './route-table.ts';
 

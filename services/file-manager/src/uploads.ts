@@ -9,6 +9,7 @@ import { HttpProblem } from '@shared/errors.ts';
 import { storedFiles } from '@db/schema/files.ts';
 import { and, eq, sql } from 'drizzle-orm';
 import type { FileStorage } from './storage.ts';
+import { formatBytes } from '@shared/format-bytes.ts';
 
 export interface StreamValidator {
   push(chunk: Uint8Array): void | Promise<void>;
@@ -138,15 +139,4 @@ export async function receiveUpload(
     await writer.abort();
     throw err;
   }
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
 }

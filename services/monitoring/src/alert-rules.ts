@@ -7,6 +7,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type { HostSample, ProbeStatus, ServiceProbe, Severity } from './domain.ts';
+import { formatBytes } from '@shared/format-bytes.ts';
 
 export const ALERT_RULES = [
   'service_unhealthy',
@@ -209,17 +210,6 @@ export function hostVerdicts(runs: HostRuns, sample: HostSample, t: AlertThresho
       disk,
     ],
   };
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Math.round(value * 10) / 10} ${units[unit]}`;
 }
 
 /** What `external_service_unavailable` reads from a `service.health_changed` event. */

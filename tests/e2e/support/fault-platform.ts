@@ -12,27 +12,15 @@ import { join } from 'node:path';
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake } from '../../fakes/cloudgene.ts';
 import { startWesFake, type WesFake } from '../../fakes/wes.ts';
 import { addFakeServers, registerAndSignIn, signIn, storeCredentials, uploadVcf, type ApiUser, type UploadedFile } from '../../support/gateway-api.ts';
-import { PLATFORM_ADMIN, SERVICE_NAMES, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../../support/platform-processes.ts';
+import { FAST_JOBS_ENV, PLATFORM_ADMIN, SERVICE_NAMES, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../../support/platform-processes.ts';
 import { startTcpForwarder, type TcpForwarder } from '../../support/tcp-forwarder.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.ts';
 
 /** The six services that keep their state in PostgreSQL (each has a `database` readiness check). */
 export const DATABASE_SERVICES = SERVICE_NAMES.filter((name) => name !== 'api-gateway');
 
-/**
- * job-processor on a fast schedule (as federation.ts's FAST_JOBS_ENV: polls every 100–300 ms,
- * transient failures retried after 100–500 ms, idle workers look every 50 ms), with up to 50
- * transient failures in a row: an outage of a few seconds must not use up a job's retries.
- */
-export const FAULT_JOBS_ENV: Record<string, string> = {
-  POLL_FIRST_MS: '100',
-  POLL_MAX_MS: '300',
-  RETRY_BASE_MS: '100',
-  RETRY_MAX_MS: '500',
-  RETRY_MAX_ATTEMPTS: '50',
-  WORKER_IDLE_MS: '50',
-  WORKER_LEASE_SECONDS: '5',
-};
+/** The fast job schedule with up to 50 transient failures in a row: an outage of a few seconds must not use up a job's retries. */
+export const FAULT_JOBS_ENV: Record<string, string> = { ...FAST_JOBS_ENV, RETRY_MAX_ATTEMPTS: '50' };
 
 /**
  * The real Redis is shared by every test on this machine, and the login, registration and edge rate

@@ -8,29 +8,11 @@
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake, type CloudgeneFakeOptions } from '../../fakes/cloudgene.ts';
 import { startWesFake, type WesFake, type WesFakeOptions } from '../../fakes/wes.ts';
 import { addFakeServers, signIn, storeCredentials, type ApiUser } from '../../support/gateway-api.ts';
-import { PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../../support/platform-processes.ts';
+import { FAST_JOBS_ENV, PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../../support/platform-processes.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.ts';
 import { waitUntil, type WaitOptions } from './wait.ts';
 
-/** job-processor polls and retries within a second instead of minutes (defaults unchanged in production). */
-export const FAST_JOBS_ENV: Record<string, string> = {
-  POLL_FIRST_MS: '100',
-  POLL_MAX_MS: '300',
-  RETRY_BASE_MS: '100',
-  RETRY_MAX_MS: '500',
-  WORKER_IDLE_MS: '50',
-  WORKER_LEASE_SECONDS: '5',
-};
 
-/**
- * Per-address limits on registering and signing in are kept in the KV; with REDIS_URL that is the
- * machine's one Redis, shared by every test run here, and every client is 127.0.0.1. Raised so runs
- * of other suites cannot use up this one's allowance (the limits have their own tests).
- */
-const SHARED_KV_LIMITS: Partial<Record<ServiceName, Record<string, string>>> = {
-  'user-service': { REGISTRATIONS_PER_HOUR_PER_IP: '10000', LOGIN_IP_ATTEMPTS_PER_MINUTE: '10000' },
-  'api-gateway': { RATE_LIMIT_AUTH: '10000/1m' },
-};
 
 export interface FederationOptions {
   /** Variables for one service, merged over the suite's own (fast job schedule, raised KV limits). */
@@ -87,7 +69,7 @@ export async function startFederation(options: FederationOptions = {}): Promise<
     if (errors.length > 0) throw new AggregateError(errors, 'the federation did not stop cleanly');
   };
   try {
-    const serviceEnv: Partial<Record<ServiceName, Record<string, string>>> = { ...SHARED_KV_LIMITS, 'job-processor': FAST_JOBS_ENV };
+    const serviceEnv: Partial<Record<ServiceName, Record<string, string>>> = { 'job-processor': { ...FAST_JOBS_ENV } };
     for (const [name, env] of Object.entries(options.serviceEnv ?? {}) as [ServiceName, Record<string, string>][]) serviceEnv[name] = { ...serviceEnv[name], ...env };
     platform = await startPlatformProcesses({ databaseUrl: testDb.url!, redisUrl: process.env.REDIS_URL, serviceEnv, readyTimeoutMs: 60_000 });
     const started = platform;
