@@ -33,6 +33,8 @@ export const definition = defineService({
     /** Days a result is kept; 0 (the default) keeps results until their owner deletes them. */
     RESULT_RETENTION_DAYS: z.coerce.number().min(0).default(0),
     RETENTION_INTERVAL_MINUTES: z.coerce.number().min(1).default(60),
+    /** Age after which a stored object without a row, or an untouched temporary file, is a crash's leftover. */
+    ORPHAN_GRACE_MINUTES: z.coerce.number().min(1).default(60),
   }),
   build: async (env, infra) => {
     const storageDir = env.STORAGE_DIR ?? join(env.DATA_DIR, 'files');
@@ -49,6 +51,7 @@ export const definition = defineService({
       storage,
       logger: infra.logger,
       intervalMs: env.RETENTION_INTERVAL_MINUTES * 60_000,
+      orphanGraceMs: env.ORPHAN_GRACE_MINUTES * 60_000,
     });
     const uploads = createInFlight();
     return {

@@ -3,10 +3,11 @@
  * file that becomes visible by an atomic rename on commit, read whole objects or byte ranges as
  * streams, and remove them. The local filesystem implementation keeps objects under
  * `<root>/objects/<2 hex>/<key>` and in-progress writes under `<root>/tmp`, on the same filesystem
- * so the rename is atomic. (An S3-compatible backend would implement the same interface.)
+ * so the rename is atomic. (An S3-compatible backend would implement the same interface: its listing
+ * is ListObjectsV2, whose LastModified plays the part of the mtime here.)
  */
 import { closeSync, createReadStream, openSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, opendir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -19,19 +20,35 @@ export interface ObjectWriter {
   abort(): Promise<void>;
 }
 
+/** One stored object as the listing sees it. */
+export interface StoredObject {
+  key: string;
+  sizeBytes: number;
+  /** When its bytes were last written (epoch ms): for a committed object, about when its upload finished. */
+  modifiedAtMs: number;
+}
+
 export interface FileStorage {
   createWriter(): Promise<ObjectWriter>;
   /** The object's bytes (inclusive `range` end), streamed. */
   read(key: string, range?: { start: number; end: number }): ReadableStream<Uint8Array>;
   size(key: string): Promise<number | null>;
   remove(key: string): Promise<void>;
-  /** Removes temporary files older than `olderThanMs` (left by crashes); returns how many. */
-  sweepTemporary(olderThanMs: number): Promise<number>;
+  /**
+   * Every committed object, one at a time (the directory is read as it goes, never loaded whole).
+   * Objects committed or removed during the listing may or may not appear.
+   */
+  listObjects(): AsyncIterable<StoredObject>;
+  /**
+   * Removes temporary files last written before `modifiedBefore` (uploads cut off by a crash: a live
+   * upload writes continuously); returns how many.
+   */
+  sweepTemporary(modifiedBefore: Date): Promise<number>;
 }
 
 const KEY = /^[A-Za-z0-9_-]{8,128}$/;
 
-export function createLocalStorage(root: string, now: () => number = Date.now): FileStorage {
+export function createLocalStorage(root: string): FileStorage {
   const objects = join(root, 'objects');
   const tmp = join(root, 'tmp');
   const pathOf = (key: string) => {
@@ -97,13 +114,26 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
       await rm(pathOf(key), { force: true });
     },
 
-    async sweepTemporary(olderThanMs) {
+    async *listObjects() {
+      for await (const shard of entries(objects)) {
+        if (!shard.isDirectory()) continue;
+        for await (const entry of entries(join(objects, shard.name))) {
+          // Only names this storage could have written, in the shard it would have put them in, so
+          // whatever a caller does with the key (remove it) touches exactly the listed file.
+          if (!entry.isFile() || !KEY.test(entry.name) || entry.name.slice(-2) !== shard.name) continue;
+          // Gone since the directory was read (deleted by its owner or by retention): not listed.
+          const info = await stat(join(objects, shard.name, entry.name)).catch(() => null);
+          if (info) yield { key: entry.name, sizeBytes: info.size, modifiedAtMs: info.mtimeMs };
+        }
+      }
+    },
+
+    async sweepTemporary(modifiedBefore) {
       let removed = 0;
-      const names = await readdir(tmp).catch(() => [] as string[]);
-      for (const name of names) {
-        const path = join(tmp, name);
+      for await (const entry of entries(tmp)) {
+        const path = join(tmp, entry.name);
         const info = await stat(path).catch(() => null);
-        if (info && now() - info.mtimeMs > olderThanMs) {
+        if (info && info.mtimeMs < modifiedBefore.getTime()) {
           await rm(path, { force: true });
           removed += 1;
         }
@@ -111,4 +141,13 @@ export function createLocalStorage(root: string, now: () => number = Date.now): 
       return removed;
     },
   };
+}
+
+/** A directory's entries as it reads them; none when the directory does not exist (nothing stored yet). */
+async function* entries(dir: string) {
+  const handle = await opendir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (handle) yield* handle;
 }
