@@ -11,68 +11,32 @@
  * injectable clock, as worker.test.ts does.
  */
 import { jobs } from '@db/schema/jobs.ts';
-import type { ServiceApp } from '@shared/app.ts';
 import type { Db } from '@shared/db.ts';
-import { createHttpClient } from '@shared/http-client.ts';
 import { createLogger } from '@shared/log.ts';
-import { createSecretBox, type SecretBox } from '@shared/secret-box.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { eq, inArray, sql } from 'drizzle-orm';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import postgres from 'postgres';
-import type { ProtocolAdapter, ServerCredential } from '../../services/job-processor/src/adapters/adapter.ts';
+import type { ProtocolAdapter } from '../../services/job-processor/src/adapters/adapter.ts';
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
-import type { JobRequest, JobRow, JobTarget } from '../../services/job-processor/src/domain.ts';
+import type { JobRow, JobTarget } from '../../services/job-processor/src/domain.ts';
 import { claimJobs, releaseJob } from '../../services/job-processor/src/job-queue.ts';
-import { passwordAad } from '../../services/job-processor/src/job-store.ts';
 import { transition } from '../../services/job-processor/src/job-transitions.ts';
-import { createJobWorker, type JobWorkerDeps } from '../../services/job-processor/src/job-worker.ts';
-import { filesClient, type FilesClient, type VaultClient } from '../../services/job-processor/src/platform-clients.ts';
+import type { JobWorkerDeps } from '../../services/job-processor/src/job-worker.ts';
 import { createPollSchedule } from '../../services/job-processor/src/poll-schedule.ts';
-import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake, type CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
-import { buildFileManager, serveFileManager } from '../support/file-manager.ts';
-import { json } from '../support/json.ts';
+import type { CloudgeneFake, CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
+import { createJobWorkerHarness, type JobWorkerHarness, type WorkerTestUser } from '../support/job-worker-harness.ts';
 import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
-import { serviceTokenFor, tokenFor } from '../support/test-identity.ts';
-import { bgzip, makeVcf } from '../support/vcf.ts';
 
 const logger = createLogger({ level: 'silent' });
 const adapters = createAdapters({ timeoutMs: 10_000, workflow: { url: 'https://example.org/imputation.nf', type: 'Nextflow', typeVersion: '23.04' } });
 
-let testDb: TestDatabase;
-let storageDir: string;
-let fileManager: ServiceApp;
-let fileServer: ReturnType<typeof serveFileManager>;
-let files: FilesClient;
-let box: SecretBox;
-/** The worker's clock; tests move it so scheduled work becomes due. */
-let clock = Date.now();
-const fakes: CloudgeneFake[] = [];
-const vaultEntries = new Map<string, ServerCredential>();
-const vault: VaultClient = {
-  stored: async () => [],
-  release: async (userId, slug) => vaultEntries.get(`${userId}/${slug}`) ?? null,
-};
+let h: JobWorkerHarness;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  await migrateAll(testDb.database);
-  storageDir = await mkdtemp(join(tmpdir(), 'fip-queue-efficiency-'));
-  fileManager = buildFileManager({ database: testDb.database, storageDir });
-  fileServer = serveFileManager(fileManager);
-  const credential = { authorization: async () => `Bearer ${await serviceTokenFor('job-processor')}` };
-  files = filesClient(createHttpClient({ service: 'file-manager', baseUrl: fileServer.url, timeoutMs: 10_000, retries: 0 }), credential, fileServer.url);
-  box = await createSecretBox([{ id: 'queue-efficiency', key: crypto.getRandomValues(new Uint8Array(32)) }]);
+  h = await createJobWorkerHarness({ name: 'queue-efficiency', adapters, logger });
 }, 60_000);
 
-afterAll(async () => {
-  await Promise.all(fakes.map((f) => f.stop()));
-  await fileServer.stop();
-  await testDb.drop();
-  await rm(storageDir, { recursive: true, force: true });
-}, 30_000);
+afterAll(() => h.close(), 30_000);
 
 // ---- a spy on the statements a Db runs ---------------------------------------------------------
 
@@ -106,7 +70,7 @@ function spyOn(db: Db): Spy {
 
 /** The text of releaseJob's statement (a lease given back on its own), learned from releaseJob itself. */
 async function releaseStatementText(): Promise<string> {
-  const spy = spyOn(testDb.database.db);
+  const spy = spyOn(h.db);
   await releaseJob(spy.db, { owner: 'nobody', jobId: crypto.randomUUID() });
   expect(spy.statements).toHaveLength(1);
   return spy.statements[0]!.sql;
@@ -116,97 +80,36 @@ async function releaseStatementText(): Promise<string> {
 
 const T0 = new Date('2032-05-01T08:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
+/** The worker's clock; tests move it so scheduled work becomes due. */
+let clock = Date.now();
 
 /** Bare queue rows on a service of their own (no target: the claim never looks at it). */
 async function insertQueueRows(serviceId: string, rows: Partial<typeof jobs.$inferInsert>[]): Promise<JobRow[]> {
   const userId = crypto.randomUUID();
-  return testDb.database.db
+  return h.db
     .insert(jobs)
     .values(rows.map((row, i) => ({ id: Bun.randomUUIDv7(), userId, name: `q${i}`, serviceId, state: 'queued', createdAt: at(i), updatedAt: at(i), ...row })))
     .returning();
 }
 
-const rowsOf = (ids: string[]) => testDb.database.db.select().from(jobs).where(inArray(jobs.id, ids));
-const jobRow = async (id: string) => (await testDb.database.db.select().from(jobs).where(eq(jobs.id, id)))[0]!;
+const rowsOf = (ids: string[]) => h.db.select().from(jobs).where(inArray(jobs.id, ids));
+const jobRow = (id: string) => h.jobRow(id);
 
-async function cloudgene(options: CloudgeneFakeOptions = {}): Promise<{ fake: CloudgeneFake; token: string }> {
-  const token = makeFakeJwt('researcher');
-  const fake = await startCloudgeneFake({ tokens: { [token]: 'researcher' }, progression: 'manual', ...options });
-  fakes.push(fake);
-  return { fake, token };
-}
-
+/** A Cloudgene fake that moves a job on only when told (`fake.control.advance`/`complete`), and its token. */
+const cloudgene = (options: CloudgeneFakeOptions = {}) => h.cloudgene({ progression: 'manual', ...options });
 /** A catalogue entry frozen into the job: the fake, with the catalogue's limit of two active jobs per user. */
-function cloudgeneTarget(fake: CloudgeneFake): JobTarget {
-  const id = crypto.randomUUID();
-  return {
-    service: {
-      id,
-      slug: `cg-${id.slice(0, 8)}`,
-      name: 'Fake Michigan',
-      protocol: 'cloudgene',
-      baseUrl: fake.url,
-      appId: 'imputationserver2',
-      credentialType: 'cloudgene-token',
-      limits: { maxActiveJobsPerUser: 2 },
-    },
-    panel: { id: crypto.randomUUID(), externalId: 'hapmap-2', externalKey: 'apps@hapmap-2@2.0.0', displayName: 'HapMap 2', build: 'hg19' },
-  };
-}
-
+const cloudgeneTarget = (fake: CloudgeneFake) => h.cloudgeneTarget(fake);
 /** A user with one uploaded input and the fake's token in the vault. */
-async function userFor(target: JobTarget, token: string) {
-  const userId = crypto.randomUUID();
-  vaultEntries.set(`${userId}/${target.service.slug}`, { type: 'cloudgene-token', token });
-  const res = await fileManager.request(`/files?name=cohort.chr20.vcf.gz&build=hg19`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await tokenFor(userId)}`, 'content-type': 'application/octet-stream' },
-    body: bgzip(makeVcf({ samples: 4, chromosome: '20' })),
-  });
-  expect(res.status).toBe(201);
-  const body = await json(res);
-  return { userId, input: { id: body.id as string, name: 'cohort.chr20.vcf.gz', sizeBytes: body.sizeBytes as number } };
-}
+const userFor = (target: JobTarget, token: string) => h.userFor(target, token);
 
-async function insertJob(target: JobTarget, user: Awaited<ReturnType<typeof userFor>>, name: string): Promise<JobRow> {
-  const id = Bun.randomUUIDv7();
-  const request: JobRequest = { inputFileIds: [user.input.id], build: 'hg19', phasing: 'eagle', population: 'eur', mode: 'imputation', r2Filter: 0, inputs: [{ ...user.input, samples: 4 }] };
+async function insertJob(target: JobTarget, user: WorkerTestUser, name: string): Promise<JobRow> {
   // Creation times one millisecond apart keep "oldest first" unambiguous.
   clock += 1;
-  const [row] = await testDb.database.db
-    .insert(jobs)
-    .values({
-      id,
-      userId: user.userId,
-      name,
-      serviceId: target.service.id,
-      panelId: target.panel.externalId,
-      request,
-      target,
-      passwordSealed: await box.seal('Pass-word_123', passwordAad(id)),
-      createdAt: new Date(clock),
-      updatedAt: new Date(clock),
-    })
-    .returning();
-  return row!;
+  return h.insertJob(target, user, { name, createdAt: new Date(clock), updatedAt: new Date(clock) });
 }
 
 function worker(target: JobTarget, extra: Partial<JobWorkerDeps> = {}) {
-  return createJobWorker({
-    db: testDb.database.db,
-    adapters,
-    files,
-    vault,
-    secretBox: box,
-    logger,
-    owner: `qe-${crypto.randomUUID().slice(0, 8)}`,
-    concurrency: 5,
-    leaseMs: 60_000,
-    now: () => clock,
-    serviceIds: [target.service.id],
-    pollSchedule: createPollSchedule({ jitter: 0 }),
-    ...extra,
-  });
+  return h.worker({ owner: `qe-${crypto.randomUUID().slice(0, 8)}`, now: () => clock, serviceIds: [target.service.id], ...extra });
 }
 
 /** Moves the clock to the job's next poll (never back) and runs one round. */
@@ -238,7 +141,7 @@ describe('a claim', () => {
       { name: 'poll 50', nextPollAt: at(50), createdAt: at(8) },
       { name: 'ended', state: 'completed', nextPollAt: at(0), createdAt: at(0) },
     ]);
-    const spy = spyOn(testDb.database.db);
+    const spy = spyOn(h.db);
     const first = await claimJobs(spy.db, { owner: 'a', limit: 4, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] });
 
     expect(spy.statements.map((s) => s.sql.split(' ')[0]!.toLowerCase())).toEqual(['update']);
@@ -248,9 +151,9 @@ describe('a claim', () => {
     expect(leased.map((r) => r.name).sort()).toEqual(first.map((j) => j.name).sort());
     expect(leased.every((r) => r.leaseOwner === 'a' && r.leaseExpiresAt!.getTime() === at(31_000).getTime())).toBe(true);
 
-    const second = await claimJobs(testDb.database.db, { owner: 'b', limit: 4, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] });
+    const second = await claimJobs(h.db, { owner: 'b', limit: 4, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] });
     expect(second.map((j) => j.name)).toEqual(['poll 100, newer', 'poll 900']);
-    expect(await claimJobs(testDb.database.db, { owner: 'c', limit: 4, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] })).toEqual([]);
+    expect(await claimJobs(h.db, { owner: 'c', limit: 4, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] })).toEqual([]);
   });
 
   it('never hands a job to two claimers racing on the same rows; together they take exactly the due jobs', async () => {
@@ -265,8 +168,8 @@ describe('a claim', () => {
       const due = rows.filter((r) => r.name.startsWith('due')).map((r) => r.id);
       // Enough room for both to take everything: the only thing keeping them apart is the lock and the lease.
       const [a, b] = await Promise.all([
-        claimJobs(testDb.database.db, { owner: 'racer-a', limit: 100, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] }),
-        claimJobs(testDb.database.db, { owner: 'racer-b', limit: 100, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] }),
+        claimJobs(h.db, { owner: 'racer-a', limit: 100, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] }),
+        claimJobs(h.db, { owner: 'racer-b', limit: 100, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] }),
       ]);
       const idsA = a!.map((j) => j.id);
       const idsB = b!.map((j) => j.id);
@@ -287,7 +190,7 @@ describe('a claim', () => {
       // Queue order is by next poll time: the last inserted first.
       const head = [...rows].reverse().slice(0, 10).map((r) => r.id);
       const [a, b] = await Promise.all(
-        ['racer-a', 'racer-b'].map((owner) => claimJobs(testDb.database.db, { owner, limit: 5, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] })),
+        ['racer-a', 'racer-b'].map((owner) => claimJobs(h.db, { owner, limit: 5, leaseMs: 30_000, now: at(1_000), serviceIds: [serviceId] })),
       );
       expect(a!.length).toBeLessThanOrEqual(5);
       expect(b!.length).toBeLessThanOrEqual(5);
@@ -308,7 +211,7 @@ describe("a step's last write", () => {
     const { fake, token } = await cloudgene();
     const target = cloudgeneTarget(fake);
     const job = await insertJob(target, await userFor(target, token), 'lease');
-    const spy = spyOn(testDb.database.db);
+    const spy = spyOn(h.db);
     const w = worker(target, { db: spy.db });
     const releases = () => spy.statements.filter((s) => s.sql === release);
 
@@ -366,7 +269,7 @@ describe("a step's last write", () => {
               cancelDuringStatus.armed = false;
               // What POST /jobs/{id}/cancel writes for a job the server has (routes/jobs.ts).
               const now = new Date(clock);
-              await testDb.database.db.update(jobs).set({ cancelRequestedAt: now, nextPollAt: now, updatedAt: now }).where(eq(jobs.id, job.id));
+              await h.db.update(jobs).set({ cancelRequestedAt: now, nextPollAt: now, updatedAt: now }).where(eq(jobs.id, job.id));
             }
             return status;
           };
@@ -380,7 +283,7 @@ describe("a step's last write", () => {
         return Reflect.get(target, prop, receiver);
       },
     }) as ProtocolAdapter;
-    const spy = spyOn(testDb.database.db);
+    const spy = spyOn(h.db);
     const owner = `qe-cancel-${crypto.randomUUID().slice(0, 8)}`;
     const w = worker(target, { db: spy.db, owner, adapters: { ...adapters, cloudgene: adapter } });
 
@@ -419,7 +322,7 @@ describe("a step's last write", () => {
 
 describe("a stalled worker's last write", () => {
   it('keeps the lease the worker that took the job over now holds, so no third worker claims it mid-step', async () => {
-    const db = testDb.database.db;
+    const db = h.db;
     const serviceId = crypto.randomUUID();
     const t0 = new Date('2031-01-01T00:00:00Z');
     const ms = (n: number) => new Date(t0.getTime() + n);

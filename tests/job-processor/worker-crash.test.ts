@@ -7,31 +7,19 @@
  * Cloudgene server hangs the request the child is in the middle of, so the kill lands exactly there.
  * (The kill during submission is covered in worker.test.ts.)
  */
-import { jobHistory, jobResults, jobs } from '@db/schema/jobs.ts';
 import { storedFiles } from '@db/schema/files.ts';
-import type { ServiceApp } from '@shared/app.ts';
-import { createHttpClient } from '@shared/http-client.ts';
 import { createLogger } from '@shared/log.ts';
-import { createSecretBox, type SecretBox } from '@shared/secret-box.ts';
 import type { Subprocess } from 'bun';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import { asc, eq } from 'drizzle-orm';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { buildFileManager, serveFileManager } from '../support/file-manager.ts';
-import type { ServerCredential } from '../../services/job-processor/src/adapters/adapter.ts';
+import { eq } from 'drizzle-orm';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
-import { TERMINAL_STATES, type JobRequest, type JobRow, type JobTarget } from '../../services/job-processor/src/domain.ts';
-import { passwordAad } from '../../services/job-processor/src/job-store.ts';
-import { createJobWorker, externalNameFor, resultKeyFor } from '../../services/job-processor/src/job-worker.ts';
-import { filesClient, type FilesClient, type VaultClient } from '../../services/job-processor/src/platform-clients.ts';
+import { TERMINAL_STATES, type JobRow, type JobTarget } from '../../services/job-processor/src/domain.ts';
+import { externalNameFor, resultKeyFor } from '../../services/job-processor/src/job-worker.ts';
 import { createPollSchedule } from '../../services/job-processor/src/poll-schedule.ts';
-import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake, type CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
-import { json } from '../support/json.ts';
-import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
-import { serviceTokenFor, tokenFor } from '../support/test-identity.ts';
-import { bgzip, makeVcf } from '../support/vcf.ts';
+import type { CloudgeneFake, CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
+import { createJobWorkerHarness, type JobWorkerHarness } from '../support/job-worker-harness.ts';
 
 const logger = createLogger({ level: 'silent' });
 const adapters = createAdapters({ timeoutMs: 10_000, workflow: { url: 'https://example.org/imputation.nf', type: 'Nextflow', typeVersion: '23.04' } });
@@ -45,118 +33,38 @@ const RESULT_NAMES = ['chr_20.zip', 'qc_report.txt', 'quality-control.html', 'st
 /** A child process cannot reach the in-memory PGlite: these cases need a real PostgreSQL database. */
 const ON_POSTGRES = Boolean(process.env.DATABASE_URL);
 
-let testDb: TestDatabase;
-let storageDir: string;
-let fileManager: ServiceApp;
-let fileServer: ReturnType<typeof serveFileManager>;
-let fileManagerUrl: string;
-let files: FilesClient;
-let box: SecretBox;
-let boxKey: Uint8Array;
-const fakes: CloudgeneFake[] = [];
-const children: Subprocess[] = [];
-const vaultEntries = new Map<string, ServerCredential>();
-const vault: VaultClient = {
-  stored: async () => [],
-  release: async (userId, slug) => vaultEntries.get(`${userId}/${slug}`) ?? null,
-};
+let h: JobWorkerHarness;
 
 beforeAll(async () => {
   if (!ON_POSTGRES) return;
-  testDb = await createTestDatabase();
-  await migrateAll(testDb.database);
-  storageDir = await mkdtemp(join(tmpdir(), 'fip-worker-crash-'));
-  fileManager = buildFileManager({ database: testDb.database, storageDir });
-  fileServer = serveFileManager(fileManager);
-  fileManagerUrl = fileServer.url;
-  const credential = { authorization: async () => `Bearer ${await serviceTokenFor('job-processor')}` };
-  files = filesClient(createHttpClient({ service: 'file-manager', baseUrl: fileManagerUrl, timeoutMs: 10_000, retries: 0 }), credential, fileManagerUrl);
-  boxKey = crypto.getRandomValues(new Uint8Array(32));
-  box = await createSecretBox([{ id: 'crash-test', key: boxKey }]);
+  h = await createJobWorkerHarness({ name: 'worker-crash', adapters, logger });
 }, 60_000);
 
 afterAll(async () => {
-  if (!ON_POSTGRES) return;
-  for (const child of children) child.kill('SIGKILL');
-  await Promise.all(children.map((child) => child.exited));
-  await Promise.all(fakes.map((f) => f.stop()));
-  await fileServer?.stop();
-  await testDb?.drop();
-  if (storageDir) await rm(storageDir, { recursive: true, force: true });
-});
+  if (h) await h.close();
+}, 30_000);
 
 describe.skipIf(!ON_POSTGRES)('a worker process killed with SIGKILL', () => {
   // ---- helpers --------------------------------------------------------------------------------
 
   /** A fake Cloudgene server, a catalogue entry pointing at it, and a user with an input and a stored token. */
   async function setup(options: CloudgeneFakeOptions = {}) {
-    const token = makeFakeJwt('researcher');
-    const fake = await startCloudgeneFake({ tokens: { [token]: 'researcher' }, downloadsPerFile: DOWNLOADS_PER_FILE, ...options });
-    fakes.push(fake);
-    const serviceId = crypto.randomUUID();
-    const target: JobTarget = {
-      service: {
-        id: serviceId,
-        slug: `cg-${serviceId.slice(0, 8)}`,
-        name: 'Fake Michigan',
-        protocol: 'cloudgene',
-        baseUrl: fake.url,
-        appId: 'imputationserver2',
-        credentialType: 'cloudgene-token',
-        limits: { maxActiveJobsPerUser: 2 },
-      },
-      panel: { id: crypto.randomUUID(), externalId: 'hapmap-2', externalKey: 'apps@hapmap-2@2.0.0', displayName: 'HapMap 2', build: 'hg19' },
-    };
-    const userId = crypto.randomUUID();
-    vaultEntries.set(`${userId}/${target.service.slug}`, { type: 'cloudgene-token', token });
-    const name = 'cohort.chr20.vcf.gz';
-    const res = await fileManager.request(`/files?name=${encodeURIComponent(name)}&build=hg19`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await tokenFor(userId)}`, 'content-type': 'application/octet-stream' },
-      body: bgzip(makeVcf({ samples: 4, chromosome: '20' })),
-    });
-    expect(res.status).toBe(201);
-    const uploaded = await json(res);
-    const input = { id: uploaded.id as string, name, sizeBytes: uploaded.sizeBytes as number };
-
-    const id = Bun.randomUUIDv7();
-    const request: JobRequest = {
-      inputFileIds: [input.id],
-      build: 'hg19',
-      phasing: 'eagle',
-      population: 'eur',
-      mode: 'imputation',
-      r2Filter: 0,
-      inputs: [{ ...input, samples: 4 }],
-    };
-    const [job] = await testDb.database.db
-      .insert(jobs)
-      .values({ id, userId, name: 'crash test', serviceId: target.service.id, panelId: target.panel.externalId, request, target, passwordSealed: await box.seal('Pass-word_123', passwordAad(id)) })
-      .returning();
-    return { fake, token, target, userId, job: job!, externalName: externalNameFor(job!) };
+    const { fake, token } = await h.cloudgene({ downloadsPerFile: DOWNLOADS_PER_FILE, ...options });
+    const target = h.cloudgeneTarget(fake);
+    const user = await h.userFor(target, token);
+    const job = await h.insertJob(target, user, { name: 'crash test' });
+    return { fake, token, target, userId: user.userId, job, externalName: externalNameFor(job) };
   }
 
   /** Starts worker-process.ts on the shared database, working only on `target`'s service. */
-  async function spawnWorker(target: JobTarget, userId: string, token: string): Promise<Subprocess<'ignore', 'pipe', 'pipe'>> {
-    const config = {
-      databaseUrl: testDb.url,
-      fileManagerUrl,
-      serviceToken: await serviceTokenFor('job-processor'),
-      credentials: [{ userId, slug: target.service.slug, credential: { type: 'cloudgene-token', token } }],
-      secretKey: { id: 'crash-test', key: Buffer.from(boxKey).toString('base64') },
+  function spawnWorker(target: JobTarget, userId: string, token: string): Promise<Subprocess<'ignore', 'pipe', 'pipe'>> {
+    return h.spawnWorker({
+      owner: 'child-worker',
       leaseMs: CHILD_LEASE_MS,
       serviceIds: [target.service.id],
-      owner: 'child-worker',
+      credentials: [{ userId, slug: target.service.slug, credential: { type: 'cloudgene-token', token } }],
       pollSchedule: FAST_SCHEDULE,
-    };
-    const child = Bun.spawn([process.execPath, resolve(import.meta.dir, 'worker-process.ts'), JSON.stringify(config)], {
-      cwd: resolve(import.meta.dir, '../..'),
-      stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: 'pipe',
     });
-    children.push(child);
-    return child;
   }
 
   async function kill(child: Subprocess): Promise<void> {
@@ -181,9 +89,9 @@ describe.skipIf(!ON_POSTGRES)('a worker process killed with SIGKILL', () => {
     throw new Error(`never happened: ${what}${log ? `\nchild stderr:\n${log}` : ''}`);
   }
 
-  const jobRow = async (id: string): Promise<JobRow> => (await testDb.database.db.select().from(jobs).where(eq(jobs.id, id)))[0]!;
-  const historyOf = (id: string) => testDb.database.db.select().from(jobHistory).where(eq(jobHistory.jobId, id)).orderBy(asc(jobHistory.at), asc(jobHistory.id));
-  const resultsOf = (id: string) => testDb.database.db.select().from(jobResults).where(eq(jobResults.jobId, id)).orderBy(asc(jobResults.name));
+  const jobRow = (id: string) => h.jobRow(id);
+  const historyOf = (id: string) => h.historyOf(id);
+  const resultsOf = (id: string) => h.resultsOf(id);
   const submitsNamed = (fake: CloudgeneFake, name: string) => fake.control.requestsTo('/api/v2/jobs/submit', 'POST').filter((r) => r.form?.['job-name'] === name);
   const fakeJobsNamed = (fake: CloudgeneFake, name: string) => [...fake.control.jobs.values()].filter((j) => j.name === name);
 
@@ -192,13 +100,7 @@ describe.skipIf(!ON_POSTGRES)('a worker process killed with SIGKILL', () => {
    * the job only once the dead child's lease has lapsed; until then its rounds claim nothing.
    */
   async function takeOver(target: JobTarget, jobId: string): Promise<JobRow> {
-    const w = createJobWorker({
-      db: testDb.database.db,
-      adapters,
-      files,
-      vault,
-      secretBox: box,
-      logger,
+    const w = h.worker({
       owner: 'takeover-worker',
       concurrency: 2,
       leaseMs: 10_000,
@@ -216,7 +118,7 @@ describe.skipIf(!ON_POSTGRES)('a worker process killed with SIGKILL', () => {
 
   /** Every object file under the storage directory's objects/ tree (named by storage key). */
   async function storedObjects(): Promise<string[]> {
-    const entries = await readdir(join(storageDir, 'objects'), { recursive: true, withFileTypes: true }).catch(() => []);
+    const entries = await readdir(join(h.storageDir, 'objects'), { recursive: true, withFileTypes: true }).catch(() => []);
     return entries.filter((e) => e.isFile()).map((e) => e.name);
   }
 
@@ -284,7 +186,7 @@ describe.skipIf(!ON_POSTGRES)('a worker process killed with SIGKILL', () => {
     expect(fake.control.jobs.size).toBe(1);
 
     // One stored file per result name for the job, each the one its job_results row points at.
-    const stored = await testDb.database.db.select().from(storedFiles).where(eq(storedFiles.jobId, job.id));
+    const stored = await h.db.select().from(storedFiles).where(eq(storedFiles.jobId, job.id));
     expect(stored.every((f) => f.kind === 'result')).toBe(true);
     expect(stored.map((f) => f.resultKey).sort()).toEqual(RESULT_NAMES.map((name) => resultKeyFor(job, name)).sort());
     const results = await resultsOf(job.id);
@@ -294,9 +196,9 @@ describe.skipIf(!ON_POSTGRES)('a worker process killed with SIGKILL', () => {
     for (const [name, fileId] of storedByChild) expect(results.find((r) => r.name === name)!.fileId).toBe(fileId);
 
     // Storage holds exactly the objects of stored rows (the input and the four results), nothing half-written.
-    const rows = await testDb.database.db.select({ storageKey: storedFiles.storageKey }).from(storedFiles);
+    const rows = await h.db.select({ storageKey: storedFiles.storageKey }).from(storedFiles);
     expect((await storedObjects()).sort()).toEqual(rows.map((r) => r.storageKey).sort());
-    expect(await readdir(join(storageDir, 'tmp')).catch(() => [])).toEqual([]);
+    expect(await readdir(join(h.storageDir, 'tmp')).catch(() => [])).toEqual([]);
 
     // Each file was downloaded once or, at worst, twice; never once per worker round.
     const counts = fake.control.jobs.get(externalId)!.files.map((f) => [f.name, DOWNLOADS_PER_FILE - f.count] as const);

@@ -4,109 +4,43 @@
  * clock the test moves so every scheduled poll is due without waiting. Job rows are inserted directly
  * with a `target` snapshot pointing at the fakes; the vault is a small object handing out the fake's token.
  */
-import { jobHistory, jobResults, jobs, outbox } from '@db/schema/jobs.ts';
+import { jobResults, jobs, outbox } from '@db/schema/jobs.ts';
 import { fileHolds, storedFiles } from '@db/schema/files.ts';
-import type { ServiceApp } from '@shared/app.ts';
 import type { EventEnvelope } from '@shared/schemas/events.ts';
-import { createHttpClient } from '@shared/http-client.ts';
 import { createLogger } from '@shared/log.ts';
-import { createSecretBox, type SecretBox } from '@shared/secret-box.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import type { ServerCredential } from '../../services/job-processor/src/adapters/adapter.ts';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import { createAdapters } from '../../services/job-processor/src/adapters/adapters.ts';
 import { createCircuitBreaker } from '@shared/circuit-breaker.ts';
-import { TERMINAL_STATES, type JobRequest, type JobRow, type JobTarget } from '../../services/job-processor/src/domain.ts';
-import { passwordAad } from '../../services/job-processor/src/job-store.ts';
-import { createJobWorker, externalNameFor, type JobWorkerDeps } from '../../services/job-processor/src/job-worker.ts';
-import { filesClient, type FilesClient, type VaultClient } from '../../services/job-processor/src/platform-clients.ts';
+import { TERMINAL_STATES, type JobRow, type JobTarget } from '../../services/job-processor/src/domain.ts';
+import { externalNameFor, type JobWorkerDeps } from '../../services/job-processor/src/job-worker.ts';
 import { createPollSchedule } from '../../services/job-processor/src/poll-schedule.ts';
-import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake, type CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
+import { makeFakeJwt, type CloudgeneFake, type CloudgeneFakeOptions } from '../fakes/cloudgene.ts';
 import { FAKE_VCF, startWesFake, type WesFake, type WesFakeOptions } from '../fakes/wes.ts';
-import { buildFileManager, serveFileManager } from '../support/file-manager.ts';
-import { json } from '../support/json.ts';
-import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
-import { serviceTokenFor, tokenFor } from '../support/test-identity.ts';
-import { bgzip, makeVcf } from '../support/vcf.ts';
+import { createJobWorkerHarness, type JobWorkerHarness, type WorkerTestUser } from '../support/job-worker-harness.ts';
 
 const logger = createLogger({ level: 'silent' });
 const WES_WORKFLOW = { url: 'https://example.org/imputation.nf', type: 'Nextflow', typeVersion: '23.04' };
 const adapters = createAdapters({ timeoutMs: 10_000, workflow: WES_WORKFLOW });
 
-let testDb: TestDatabase;
-let storageDir: string;
-let fileManager: ServiceApp;
-let fileServer: ReturnType<typeof serveFileManager>;
-let fileManagerUrl: string;
-let files: FilesClient;
-let box: SecretBox;
-let boxKey: Uint8Array;
+let h: JobWorkerHarness;
 /** The worker's clock; tests move it so scheduled work becomes due. */
 let clock = Date.now();
-const fakes: { stop(): Promise<void> }[] = [];
-
-/** The vault as job-processor sees it: credentials per user and service slug. */
-const vaultEntries = new Map<string, ServerCredential>();
-const vault: VaultClient = {
-  stored: async () => [],
-  release: async (userId, slug) => vaultEntries.get(`${userId}/${slug}`) ?? null,
-};
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  await migrateAll(testDb.database);
-  storageDir = await mkdtemp(join(tmpdir(), 'fip-worker-files-'));
-  fileManager = buildFileManager({ database: testDb.database, storageDir });
-  fileServer = serveFileManager(fileManager);
-  fileManagerUrl = fileServer.url;
-  const credential = { authorization: async () => `Bearer ${await serviceTokenFor('job-processor')}` };
-  files = filesClient(createHttpClient({ service: 'file-manager', baseUrl: fileManagerUrl, timeoutMs: 10_000, retries: 0 }), credential, fileManagerUrl);
-  boxKey = crypto.getRandomValues(new Uint8Array(32));
-  box = await createSecretBox([{ id: 'worker-test', key: boxKey }]);
+  h = await createJobWorkerHarness({ name: 'worker-test', adapters, logger });
 }, 60_000);
 
-afterAll(async () => {
-  await Promise.all(fakes.map((f) => f.stop()));
-  await fileServer.stop();
-  await testDb.drop();
-  await rm(storageDir, { recursive: true, force: true });
-});
+afterAll(() => h.close(), 30_000);
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-async function cloudgene(options: CloudgeneFakeOptions = {}): Promise<{ fake: CloudgeneFake; token: string }> {
-  const token = makeFakeJwt('researcher');
-  const fake = await startCloudgeneFake({ tokens: { [token]: 'researcher' }, ...options });
-  fakes.push(fake);
-  return { fake, token };
-}
+const cloudgene = (options: CloudgeneFakeOptions = {}) => h.cloudgene(options);
+const cloudgeneTarget = (fake: CloudgeneFake, overrides: Partial<JobTarget['service']> = {}) => h.cloudgeneTarget(fake, overrides);
+const userFor = (target: JobTarget, token: string | null) => h.userFor(target, token);
 
 async function wes(options: WesFakeOptions = {}): Promise<WesFake> {
-  const fake = await startWesFake({ version: '1.1.0', ...options });
-  fakes.push(fake);
-  return fake;
-}
-
-/** A catalogue entry frozen into the job, pointing at a fake; a fresh service id and slug per test. */
-function cloudgeneTarget(fake: CloudgeneFake, overrides: Partial<JobTarget['service']> = {}): JobTarget {
-  const id = crypto.randomUUID();
-  return {
-    service: {
-      id,
-      slug: `cg-${id.slice(0, 8)}`,
-      name: 'Fake Michigan',
-      protocol: 'cloudgene',
-      baseUrl: fake.url,
-      appId: 'imputationserver2',
-      credentialType: 'cloudgene-token',
-      limits: { maxActiveJobsPerUser: 2 },
-      ...overrides,
-    },
-    panel: { id: crypto.randomUUID(), externalId: 'hapmap-2', externalKey: 'apps@hapmap-2@2.0.0', displayName: 'HapMap 2', build: 'hg19' },
-  };
+  return h.track(await startWesFake({ version: '1.1.0', ...options }));
 }
 
 function wesTarget(fake: WesFake): JobTarget {
@@ -117,84 +51,21 @@ function wesTarget(fake: WesFake): JobTarget {
   };
 }
 
-/** Uploads a small bgzipped VCF for the user through file-manager's public API. */
-async function upload(userId: string, name = 'cohort.chr20.vcf.gz'): Promise<{ id: string; name: string; sizeBytes: number }> {
-  const bytes = bgzip(makeVcf({ samples: 4, chromosome: '20' }));
-  const res = await fileManager.request(`/files?name=${encodeURIComponent(name)}&build=hg19`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await tokenFor(userId)}`, 'content-type': 'application/octet-stream' },
-    body: bytes,
-  });
-  expect(res.status).toBe(201);
-  const body = await json(res);
-  return { id: body.id as string, name, sizeBytes: body.sizeBytes as number };
-}
-
-/** A user with one uploaded input and (unless told otherwise) a stored credential for the target. */
-async function userFor(target: JobTarget, token: string | null) {
-  const userId = crypto.randomUUID();
-  if (token) vaultEntries.set(`${userId}/${target.service.slug}`, { type: 'cloudgene-token', token });
-  return { userId, input: await upload(userId) };
-}
-
-async function insertJob(
-  target: JobTarget,
-  user: { userId: string; input: { id: string; name: string; sizeBytes: number } },
-  overrides: Partial<typeof jobs.$inferInsert> = {},
-): Promise<JobRow> {
-  const id = overrides.id ?? Bun.randomUUIDv7();
-  const request: JobRequest = {
-    inputFileIds: [user.input.id],
-    build: 'hg19',
-    phasing: 'eagle',
-    population: 'eur',
-    mode: 'imputation',
-    r2Filter: 0,
-    inputs: [{ ...user.input, samples: 4 }],
-  };
-  const [row] = await testDb.database.db
-    .insert(jobs)
-    .values({
-      userId: user.userId,
-      name: 'worker test',
-      serviceId: target.service.id,
-      panelId: target.panel.externalId,
-      request,
-      target,
-      passwordSealed: await box.seal('Pass-word_123', passwordAad(id)),
-      createdAt: new Date(clock),
-      updatedAt: new Date(clock),
-      ...overrides,
-      id,
-    })
-    .returning();
-  return row!;
+/** A job of the user on `target`, created at the test's clock unless `overrides` say otherwise. */
+function insertJob(target: JobTarget, user: WorkerTestUser, overrides: Partial<typeof jobs.$inferInsert> = {}): Promise<JobRow> {
+  return h.insertJob(target, user, { name: 'worker test', createdAt: new Date(clock), updatedAt: new Date(clock), ...overrides });
 }
 
 function worker(targets: JobTarget[], extra: Partial<JobWorkerDeps> = {}) {
-  return createJobWorker({
-    db: testDb.database.db,
-    adapters,
-    files,
-    vault,
-    secretBox: box,
-    logger,
-    owner: `test-${crypto.randomUUID().slice(0, 8)}`,
-    concurrency: 5,
-    leaseMs: 60_000,
-    now: () => clock,
-    serviceIds: targets.map((t) => t.service.id),
-    pollSchedule: createPollSchedule({ jitter: 0 }),
-    ...extra,
-  });
+  return h.worker({ owner: `test-${crypto.randomUUID().slice(0, 8)}`, now: () => clock, serviceIds: targets.map((t) => t.service.id), ...extra });
 }
 
-const jobRow = async (id: string) => (await testDb.database.db.select().from(jobs).where(eq(jobs.id, id)))[0]!;
-const jobRows = (ids: string[]) => testDb.database.db.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.createdAt));
-const historyOf = (id: string) => testDb.database.db.select().from(jobHistory).where(eq(jobHistory.jobId, id)).orderBy(asc(jobHistory.at), asc(jobHistory.id));
-const resultsOf = (id: string) => testDb.database.db.select().from(jobResults).where(eq(jobResults.jobId, id)).orderBy(asc(jobResults.name));
+const jobRow = (id: string) => h.jobRow(id);
+const historyOf = (id: string) => h.historyOf(id);
+const resultsOf = (id: string) => h.resultsOf(id);
+const jobRows = (ids: string[]) => h.db.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.createdAt));
 const eventsOf = (id: string) =>
-  testDb.database.db
+  h.db
     .select()
     .from(outbox)
     .where(sql`${outbox.payload}->'data'->>'jobId' = ${id}`)
@@ -244,7 +115,7 @@ async function submitOnce(target: JobTarget, job: JobRow): Promise<{ w: ReturnTy
 
 /** What POST /jobs/{id}/cancel records for a job the server has: a cancel request, due now. */
 async function requestCancel(id: string): Promise<void> {
-  await testDb.database.db
+  await h.db
     .update(jobs)
     .set({ cancelRequestedAt: new Date(clock), nextPollAt: new Date(clock), updatedAt: new Date(clock) })
     .where(eq(jobs.id, id));
@@ -298,7 +169,7 @@ describe('job worker on a Cloudgene server', () => {
       target,
       credential: { type: 'cloudgene-token', token },
       externalName,
-      inputs: [{ ...user.input, open: () => files.content(user.input.id), link: () => files.link(user.input.id, 60) }],
+      inputs: [{ ...user.input, open: () => h.files.content(user.input.id), link: () => h.files.link(user.input.id, 60) }],
       build: 'hg19',
       phasing: 'eagle',
       population: 'eur',
@@ -409,21 +280,21 @@ describe('job worker on a Cloudgene server', () => {
     expect(fakeJob.files.map((f) => f.count)).toEqual([9, 9, 9, 9]);
 
     // A worker that died after file-manager stored the files but before the rows recorded it.
-    await testDb.database.db.update(jobResults).set({ state: 'pending', fileId: null }).where(eq(jobResults.jobId, job.id));
-    await testDb.database.db.update(jobs).set({ state: 'exporting', finishedAt: null, nextPollAt: new Date(clock) }).where(eq(jobs.id, job.id));
+    await h.db.update(jobResults).set({ state: 'pending', fileId: null }).where(eq(jobResults.jobId, job.id));
+    await h.db.update(jobs).set({ state: 'exporting', finishedAt: null, nextPollAt: new Date(clock) }).where(eq(jobs.id, job.id));
     const [again] = await drive(worker([target]), [job.id]);
 
     expect(again!.state).toBe('completed');
     const second = await resultsOf(job.id);
     expect(second.map((r) => [r.name, r.state, r.fileId])).toEqual(first.map((r) => [r.name, 'stored', r.fileId]));
-    const stored = await testDb.database.db.select().from(storedFiles).where(eq(storedFiles.jobId, job.id));
+    const stored = await h.db.select().from(storedFiles).where(eq(storedFiles.jobId, job.id));
     expect(stored.map((f) => f.originalName).sort()).toEqual(['chr_20.zip', 'qc_report.txt', 'quality-control.html', 'snps-excluded.txt'].sort());
     // No download was spent on the second run.
     expect(fakeJob.files.map((f) => f.count)).toEqual([9, 9, 9, 9]);
     // The stored zip is the server's file, byte for byte.
     const zip = fakeJob.files.find((f) => f.name === 'chr_20.zip')!;
     const zipRow = second.find((r) => r.name === 'chr_20.zip')!;
-    expect(new Uint8Array(await new Response(await files.content(zipRow.fileId!)).arrayBuffer())).toEqual(new Uint8Array(zip.bytes));
+    expect(new Uint8Array(await new Response(await h.files.content(zipRow.fileId!)).arrayBuffer())).toEqual(new Uint8Array(zip.bytes));
   });
 
   it('completes with what it could store when the server refuses one download, naming the missing file', async () => {
@@ -516,7 +387,7 @@ describe('job worker on a Cloudgene server', () => {
 describe('job worker on a GA4GH WES server', () => {
   it('runs a job to completion, stores its outputs in file-manager and releases the input hold', async () => {
     const { fake, target, user, job } = await wesJob();
-    await files.hold(user.input.id, job.id);
+    await h.files.hold(user.input.id, job.id);
     const [row] = await drive(worker([target]), [job.id]);
 
     expect(row!.state).toBe('completed');
@@ -534,11 +405,11 @@ describe('job worker on a GA4GH WES server', () => {
       ['qc_report.txt', 'stored'],
     ]);
     const vcf = results[0]!;
-    const bytes = new Uint8Array(await new Response(await files.content(vcf.fileId!)).arrayBuffer());
+    const bytes = new Uint8Array(await new Response(await h.files.content(vcf.fileId!)).arrayBuffer());
     expect(new TextDecoder().decode(Bun.gunzipSync(bytes))).toBe(FAKE_VCF);
-    const meta = await files.file(vcf.fileId!);
+    const meta = await h.files.file(vcf.fileId!);
     expect(meta?.userId).toBe(user.userId);
-    expect(await testDb.database.db.select().from(fileHolds).where(eq(fileHolds.jobId, job.id))).toHaveLength(0);
+    expect(await h.db.select().from(fileHolds).where(eq(fileHolds.jobId, job.id))).toHaveLength(0);
     expect((await historyOf(job.id)).map((h) => h.state)).toEqual(['submitting', 'running', 'queued', 'running', 'exporting', 'completed']);
   });
 
@@ -669,20 +540,11 @@ describe.skipIf(!process.env.DATABASE_URL)('a worker process killed while submit
     const user = await userFor(target, token);
     const job = await insertJob(target, user);
     const leaseMs = 1_500;
-    const config = {
-      databaseUrl: testDb.url,
-      fileManagerUrl,
-      serviceToken: await serviceTokenFor('job-processor'),
-      credentials: [{ userId: user.userId, slug: target.service.slug, credential: { type: 'cloudgene-token', token } }],
-      secretKey: { id: 'worker-test', key: Buffer.from(boxKey).toString('base64') },
+    const child = await h.spawnWorker({
+      owner: 'child-worker',
       leaseMs,
       serviceIds: [target.service.id],
-      owner: 'child-worker',
-    };
-    const child = Bun.spawn([process.execPath, resolve(import.meta.dir, 'worker-process.ts'), JSON.stringify(config)], {
-      cwd: resolve(import.meta.dir, '../..'),
-      stdout: 'pipe',
-      stderr: 'pipe',
+      credentials: [{ userId: user.userId, slug: target.service.slug, credential: { type: 'cloudgene-token', token } }],
     });
     try {
       for (let i = 0; i < 400 && submitsTo(fake).length === 0; i++) await Bun.sleep(25);
