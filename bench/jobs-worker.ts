@@ -116,7 +116,7 @@ export interface WorkerTimings {
   calls: Record<string, { n: number; ms: number }>;
   /** Every claim (one statement): ms (including the wait for a pooled connection) and jobs claimed, as the worker's `onClaim` reports it. */
   claims: { ms: number; n: number }[];
-  /** Every `db.transaction` (quota check + move to submitting, state changes with their history and events), ms. Quiet single-statement writes are not transactions and not in here. */
+  /** Every `db.transaction` (quota check + move to submitting, a child's change with its parent, results with the completion), ms. State changes of jobs without a parent, quiet writes and busy deferrals are single statements, not transactions, and not in here. */
   transactions: number[];
 }
 

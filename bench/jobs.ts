@@ -90,6 +90,12 @@ const EXPECTED_RESULTS = { cloudgene: JOB_MODE === 'imputation' ? 4 : 3, wes: 3 
 // ---------------------------------------------------------------------------------------------
 // Figures from /proc
 
+/** `JOBS_BENCH_CPU_PROFILE=<dir>`: the worker child writes a CPU profile (and its markdown summary) there on exit. */
+function profileFlags(): string[] {
+  const dir = process.env.JOBS_BENCH_CPU_PROFILE;
+  return dir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${dir}`] : [];
+}
+
 async function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const status = await Bun.file(`/proc/${pid}/status`).text();
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
@@ -263,7 +269,7 @@ try {
     poll: { firstPollMs: FIRST_POLL_MS, maxPollMs: FIRST_POLL_MS * 8, retryBaseMs: 200, retryMaxMs: 2000, busyDelayMs: BUSY_MS, cancelPollMs: FIRST_POLL_MS, jitter: 0.2 },
   };
   const worker = scratch.track(
-    Bun.spawn([process.execPath, '--no-install', join(ROOT, 'bench/jobs-worker.ts'), await configFile('worker', workerConfig)], { cwd: ROOT, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }),
+    Bun.spawn([process.execPath, '--no-install', ...profileFlags(), join(ROOT, 'bench/jobs-worker.ts'), await configFile('worker', workerConfig)], { cwd: ROOT, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }),
   );
   void (async () => {
     const decoder = new TextDecoder();
@@ -562,10 +568,10 @@ try {
     );
     head('call', 'n', 'total s', 'mean ms', 'share of slot time');
     for (const [kind, c] of calls) row(kind, c.n, fixed(c.ms / 1000), fixed(c.ms / c.n), share(c.ms));
-    row('db transactions: quota check + submitting, state changes', timings.transactions.length, fixed(txTotal / 1000), fixed(txTotal / timings.transactions.length), share(txTotal));
+    row('db transactions: quota check + submitting, a child and its parent, results with the completion', timings.transactions.length, fixed(txTotal / 1000), fixed(txTotal / timings.transactions.length), share(txTotal));
     row('free slots (from the sampled leases)', '', fixed(freeMs / 1000), '', share(freeMs));
     const restMs = slotMs - callsTotal - txTotal - freeMs;
-    row('rest: queries outside transactions (lease release, result rows), worker CPU', '', fixed(restMs / 1000), '', share(restMs));
+    row('rest: single statements (state changes with history and events, polls, busy deferrals, result rows), worker CPU', '', fixed(restMs / 1000), '', share(restMs));
     const claimSorted = sorted(claimMs);
     const foundSorted = sorted(found.map((c) => c.ms));
     console.log('');

@@ -12,7 +12,8 @@
  *
  * Quota smoothing: a Cloudgene account may run only so many jobs at once (400 "Only 2 jobs per user
  * …"); the worker counts the user's active jobs on the service under a per-user-and-service advisory
- * lock and leaves the job queued, quietly, instead of collecting that 400.
+ * lock before the move to `submitting` and leaves the job queued, quietly, instead of collecting that 400
+ * (a job whose user is still at the limit is deferred first by one unlocked statement: deferring never over-submits).
  */
 import { JOB_OPEN, jobResults, jobs } from '@db/schema/jobs.ts';
 import { createCircuitBreaker, type CircuitBreaker } from '@shared/circuit-breaker.ts';
@@ -22,7 +23,7 @@ import type { Logger } from '@shared/log.ts';
 import type { Protocol } from '@shared/schemas/registry.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { createWorkerLoop, errorText } from '@shared/worker-loop.ts';
-import { and, count, eq, inArray, isNotNull, or, sql } from 'drizzle-orm';
+import { and, count, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { AdapterError, type ExternalStatus, type InputFile, type ProtocolAdapter, type ResultRef, type ServerCredential } from './adapters/adapter.ts';
 import { ACTIVE_STATES, TERMINAL_STATES, type JobRequest, type JobResultRow, type JobRow, type JobState, type JobTarget } from './domain.ts';
 import { claimJobs, extendLeases, releaseJob } from './job-queue.ts';
@@ -150,8 +151,9 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
   /**
    * Moves the job (or, with its own state, updates it quietly); false when someone else changed it first.
    * A write that schedules the job's next look (`nextPollAt`) is the last of the step and gives the
-   * lease back with it. A quiet write (same state, no history line) is one UPDATE without BEGIN/COMMIT;
-   * `also` runs further statements in the transaction of the change (result rows with the completion).
+   * lease back with it. A write is one statement without BEGIN/COMMIT (row, history line and events in
+   * one CTE) unless a parent must be re-derived; `also` runs further statements in the transaction of the
+   * change (result rows with the completion).
    */
   async function move(
     work: Work,
@@ -165,8 +167,10 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
     if (before.cancelRequestedAt && at.getTime() <= before.cancelRequestedAt.getTime()) at = new Date(before.cancelRequestedAt.getTime() + 1);
     const { also, ...rest } = options;
     const change = { ...rest, now: at, releaseLease: options.set?.nextPollAt instanceof Date ? owner : undefined };
+    // transition() writes the row, its history line and its events in one statement; only a child's change
+    // (its parent is re-derived after) or extra statements (`also`) need an explicit transaction.
     const updated =
-      to === before.state && !options.message && !also
+      !also && (to === before.state || before.parentId === null)
         ? await transition(db, before, to, change)
         : await db.transaction(async (tx) => {
             await also?.(tx, at);
@@ -316,25 +320,29 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
     const limit = activeJobLimit(work.target);
     const externalName = externalNameFor(row);
     const at = nowDate();
+    if (limit !== null) {
+      // Most looks at a job waiting for a slot find the user still at the limit: defer it in one statement
+      // (count and deferral together, no lock: deferring can never over-submit; a freed slot wakes it).
+      // Only a job that may go ahead takes the lock below, which counts again before the move to `submitting`.
+      const deferred = await transition(db, row, 'queued', {
+        set: { nextPollAt: new Date(at.getTime() + schedule.busyDelayMs(row.pollCount)), pollCount: row.pollCount + 1 },
+        now: at,
+        releaseLease: owner,
+        where: and(isNull(jobs.externalId), isNull(jobs.cancelRequestedAt), sql`(${activeJobs(row)}) >= ${limit}`),
+      });
+      if (deferred) {
+        work.row = deferred;
+        work.log.debug('user at the active-job limit; job stays queued', { limit });
+        return;
+      }
+    }
     const outcome = await db.transaction(async (tx) => {
       // Serializes the count and the move for this user and service across workers.
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`jobs-quota:${row.userId}:${row.serviceId}`}))`);
       const [fresh] = await tx.select().from(jobs).where(eq(jobs.id, row.id)).for('update');
       if (!fresh || fresh.state !== 'queued' || fresh.externalId !== null || fresh.cancelRequestedAt !== null) return { kind: 'changed' as const, row: fresh ?? null };
       if (limit !== null) {
-        const [active] = await tx
-          .select({ n: count() })
-          .from(jobs)
-          .where(
-            and(
-              eq(jobs.userId, fresh.userId),
-              eq(jobs.serviceId, fresh.serviceId!),
-              // Spelled as the `jobs_user_service_open` index's predicate, so the count reads open jobs only.
-              JOB_OPEN,
-              // A job the server has queued holds one of the user's slots there too.
-              or(inArray(jobs.state, [...ACTIVE_STATES]), and(eq(jobs.state, 'queued'), isNotNull(jobs.externalId))),
-            ),
-          );
+        const [active] = await activeJobs(fresh, tx);
         if ((active?.n ?? 0) >= limit) {
           // pollCount counts the deferrals of a job never submitted (submission resets it for the polls).
           const deferred = await transition(tx, fresh, 'queued', {
@@ -370,6 +378,23 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
     // An earlier attempt may have reached the server before failing ambiguously (timeout, 5xx).
     if (outcome.triedBefore) await findOrSubmit(work, credential, password);
     else await submitNow(work, credential, password);
+  }
+
+  /** Counts the user's jobs holding a slot on the job's server (as a subquery, or awaited: one row `{ n }`). */
+  function activeJobs(row: JobRow, on: Db = db) {
+    return on
+      .select({ n: count() })
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.userId, row.userId),
+          eq(jobs.serviceId, row.serviceId!),
+          // Spelled as the `jobs_user_service_open` index's predicate, so the count reads open jobs only.
+          JOB_OPEN,
+          // A job the server has queued holds one of the user's slots there too.
+          or(inArray(jobs.state, [...ACTIVE_STATES]), and(eq(jobs.state, 'queued'), isNotNull(jobs.externalId))),
+        ),
+      );
   }
 
   /** A job in `submitting` nobody is working on (its worker died): adopt what the server has, else submit. */
