@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { SEALED_COLUMNS, resealAll } from '../../scripts/keys/sealed-values.ts';
 import { passwordAad } from '../../services/job-processor/src/job-store.ts';
 import { webhookSecretAad } from '../../services/notification/src/webhook-signing.ts';
-import { createKeyStore } from '../../services/user-service/src/signing-keys.ts';
+import { SIGNING_ALG, signingKeyAad } from '../../services/user-service/src/signing-keys.ts';
 import { createVault } from '../../services/user-service/src/vault.ts';
 import { insertJob } from '../support/job-rows.ts';
 import { createTestDatabase, migrateAll, type TestDatabase } from '../support/test-database.ts';
@@ -31,6 +31,7 @@ let userId: string;
 let jobId: string;
 let webhookId: string;
 let kid: string;
+const PRIVATE_JWK = JSON.stringify({ kty: 'OKP', crv: 'Ed25519', d: 'private-half', x: 'public-half' });
 
 /** Rows of this test only: the embedded database is shared with other test files. */
 async function seed(box: SecretBox) {
@@ -42,7 +43,16 @@ async function seed(box: SecretBox) {
   await db.update(jobs).set({ passwordSealed: await box.seal('zip-password-1', passwordAad(jobId)) }).where(eq(jobs.id, jobId));
   webhookId = Bun.randomUUIDv7();
   await db.insert(webhooks).values({ id: webhookId, userId, url: 'https://hooks.example.org/x', eventTypes: ['*'], secretSealed: await box.seal('whsec_abc', webhookSecretAad(webhookId)) });
-  kid = (await createKeyStore({ db, box, publishRetiredMs: 60_000 }).signer()).kid;
+  // A retired signing key: the embedded database is shared with other test files, whose user-service
+  // must never pick a key sealed under this test's made-up key as its active one.
+  kid = Bun.randomUUIDv7();
+  await db.insert(signingKeys).values({
+    kid,
+    alg: SIGNING_ALG,
+    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'public-half', kid },
+    privateJwkSealed: await box.seal(PRIVATE_JWK, signingKeyAad(kid)),
+    retiredAt: new Date(),
+  });
 }
 
 beforeAll(async () => {
@@ -75,7 +85,8 @@ describe('rotating the encryption key', () => {
     const db = testDb.database.db;
     const counts = await resealAll(db, bothBoxes, SEALED_COLUMNS);
     expect(counts.map((c) => c.label)).toEqual(SEALED_COLUMNS.map((c) => c.label));
-    for (const c of counts) expect(c.resealed).toBeGreaterThanOrEqual(1);
+    // Exactly this test's value of each kind was under the old key (the key is made up here).
+    for (const c of counts) expect({ label: c.label, resealed: c.resealed, underOld: c.byKey[oldKey.id] }).toEqual({ label: c.label, resealed: 1, underOld: 1 });
 
     expect((await createVault({ db, box: newBox }).release(userId, 'michigan'))?.secret).toEqual({ token: 'cloudgene-api-token-1' });
     const [job] = await db.select().from(jobs).where(eq(jobs.id, jobId));
@@ -83,8 +94,8 @@ describe('rotating the encryption key', () => {
     expect(await newBox.open(job!.passwordSealed!, passwordAad(jobId))).toBe('zip-password-1');
     const [hook] = await db.select().from(webhooks).where(eq(webhooks.id, webhookId));
     expect(await newBox.open(hook!.secretSealed, webhookSecretAad(webhookId))).toBe('whsec_abc');
-    const store = createKeyStore({ db, box: newBox, publishRetiredMs: 60_000 });
-    expect((await store.signer()).kid).toBe(kid);
+    const [key] = await db.select().from(signingKeys).where(eq(signingKeys.kid, kid));
+    expect(await newBox.open(key!.privateJwkSealed, signingKeyAad(kid))).toBe(PRIVATE_JWK);
 
     // A second run finds nothing left to do for these rows.
     const again = await resealAll(db, bothBoxes, SEALED_COLUMNS);
