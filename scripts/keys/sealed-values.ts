@@ -97,7 +97,3 @@ function sealedProperty(column: SealedColumn): string {
   return entry[0];
 }
 
-/** How many sealed values each key id holds, per column (for a report before and after). */
-export async function countByKey(db: Db, box: SecretBox, columns: readonly SealedColumn[]): Promise<ResealCount[]> {
-  return resealAll(db, box, columns, true);
-}
