@@ -34,6 +34,8 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FixedLoadResult as LoadResult } from './load.ts';
+import type { ServiceChild } from './service-child.ts';
+import { CLK_TCK, cpuTicks, fixed } from './proc-stats.ts';
 import { printTable } from './table.ts';
 
 const { values: args } = parseArgs({
@@ -84,7 +86,6 @@ const START_TIMEOUT_MS = 30_000;
 const THROUGHPUT_BUDGET = 0.6;
 const ADDED_P50_BUDGET_MS = 0.5;
 const HEALTH_P50_BUDGET_MS = 10;
-const CLK_TCK = 100;
 const SERVICE_NAMES = ['user-service', 'service-registry', 'job-processor', 'file-manager', 'notification', 'monitoring'] as const;
 type ServiceName = (typeof SERVICE_NAMES)[number];
 /** Ports besides the six services': gateways, proxies and the trivial upstream. */
@@ -97,30 +98,8 @@ const median = (xs: number[]) => {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]! ) / 2;
 };
-const fixed = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 const randomText = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('base64url');
 const randomKey = (id: string) => `${id}:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64')}`;
-const secretVariable = (service: string) => `SERVICE_SECRET_${service.toUpperCase().replace(/-/g, '_')}`;
-
-
-function freePort(): number {
-  const listener = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
-}
-
-/** utime + stime of a process in clock ticks; 0 once it is gone. */
-async function cpuTicks(pid: number): Promise<number> {
-  try {
-    const stat = await Bun.file(`/proc/${pid}/stat`).text();
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
 
 /** Summed CPU ticks of every PostgreSQL process (one backend per connection) and of redis-server. */
 async function storeTicks(): Promise<{ postgres: number; redis: number }> {
@@ -129,8 +108,9 @@ async function storeTicks(): Promise<{ postgres: number; redis: number }> {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const comm = (await Bun.file(`/proc/${entry}/comm`).text()).trim();
-      if (comm === 'postgres') total.postgres += await cpuTicks(Number(entry));
-      else if (comm === 'redis-server') total.redis += await cpuTicks(Number(entry));
+      // NaN: the process ended between readdir and the read.
+      if (comm === 'postgres') total.postgres += (await cpuTicks(Number(entry))) || 0;
+      else if (comm === 'redis-server') total.redis += (await cpuTicks(Number(entry))) || 0;
     } catch {
       // gone meanwhile
     }
@@ -139,50 +119,24 @@ async function storeTicks(): Promise<{ postgres: number; redis: number }> {
 }
 
 async function benchRole(): Promise<void> {
+  // Imported here, not at the top: the bare-proxy role runs this file too and should load nothing else.
   const { openScratch } = await import('./scratch.ts');
+  const { spawnServiceChild, waitReady: waitReadyWithin } = await import('./service-child.ts');
+  const { freePort } = await import('../tests/support/platform-processes.ts');
+  const { secretVariable } = await import('../services/user-service/src/service.ts');
   const RUNS = Number(args.runs);
   const SECONDS = Number(args.seconds);
   const WARMUP = Number(args.warmup);
   const CONNECTIONS = args.connections.split(',').map(Number);
 
   const scratch = await openScratch({ name: 'gateway', adminUrl: ADMIN_URL });
-  const children: { name: string; proc: Bun.Subprocess<'ignore', 'ignore', 'pipe'>; tail: () => string }[] = [];
-
-  function spawn(name: string, command: string[], env: Record<string, string>) {
-    const proc = scratch.track(
-      Bun.spawn([BUN, '--no-install', ...command], {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? scratch.dir, ...env },
-        stdin: 'ignore',
-        stdout: 'ignore',
-        stderr: 'pipe',
-      }),
-    );
-    let tail = '';
-    void (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of proc.stderr) tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096);
-    })().catch(() => {});
-    const child = { name, proc, tail: () => tail.trim() };
+  const children: ServiceChild[] = [];
+  const spawn = (name: string, command: string[], env: Record<string, string>) => {
+    const child = spawnServiceChild(scratch, name, command, env);
     children.push(child);
     return child;
-  }
-
-  async function waitReady(child: (typeof children)[number], url: string): Promise<void> {
-    const deadline = performance.now() + START_TIMEOUT_MS;
-    for (;;) {
-      try {
-        const res = await fetch(url, { headers: { connection: 'close' }, signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        if (res.status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      if (child.proc.exitCode !== null) throw new Error(`${child.name} exited with ${child.proc.exitCode}: ${child.tail().split('\n').slice(-3).join(' | ')}`);
-      if (performance.now() > deadline) throw new Error(`${child.name} not ready after ${START_TIMEOUT_MS} ms: ${child.tail()}`);
-      await Bun.sleep(20);
-    }
-  }
+  };
+  const waitReady = (child: ServiceChild, url: string) => waitReadyWithin(child, url, START_TIMEOUT_MS);
 
   async function runLoad(url: string, connections: number, headers: string[], watched: number[]): Promise<LoadResult & { cpuUs: number[]; postgresUs: number; redisUs: number }> {
     const command = [BUN, join(ROOT, 'bench/load.ts'), '--marks', '--url', url, '--connections', String(connections), '--seconds', String(SECONDS), '--warmup', String(WARMUP)];
@@ -251,7 +205,7 @@ async function benchRole(): Promise<void> {
       ...Object.fromEntries([...SERVICE_NAMES, 'api-gateway'].filter((n) => n !== 'user-service').map((n) => [secretVariable(n), secrets[n]!])),
     });
     await waitReady(userService, `${base('user-service')}/ready`);
-    const started: Partial<Record<ServiceName, (typeof children)[number]>> = { 'user-service': userService };
+    const started: Partial<Record<ServiceName, ServiceChild>> = { 'user-service': userService };
     for (const name of SERVICE_NAMES.filter((n) => n !== 'user-service')) {
       const extra: Record<string, string> =
         name === 'file-manager'
@@ -451,7 +405,7 @@ gateway: ${fixed(ratio * 100)}% of direct throughput (budget ≥ ${THROUGHPUT_BU
   } catch (err) {
     console.error('gateway bench failed:', err instanceof Error ? err.message : err);
     for (const child of children) {
-      const tail = child.tail();
+      const tail = child.stderrTail();
       if (tail) console.error(`--- ${child.name} stderr ---\n${tail}`);
     }
     process.exitCode = 1;

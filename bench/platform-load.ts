@@ -34,7 +34,7 @@ import { startWesFake, type WesFake } from '../tests/fakes/wes.ts';
 import { addFakeServers, registerAndSignIn, signIn, storeCredentials, uploadVcf, type ApiUser } from '../tests/support/gateway-api.ts';
 import { FAST_JOBS_ENV, PLATFORM_ADMIN, SERVICE_NAMES, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../tests/support/platform-processes.ts';
 import { createTestDatabase, type TestDatabase } from '../tests/support/test-database.ts';
-import { CLK_TCK, cpuTicks, fixed, machineTicks, statusMiB } from './platform-load/proc-stats.ts';
+import { CLK_TCK, cpuTicks, fixed, machineTicks, statusMiB } from './proc-stats.ts';
 import { printTable } from './table.ts';
 import { parseWeights, TERMINAL_STATES, type JobKind, type LoadConfig, type LoadOutcome, type Sample, type Weights } from './platform-load/protocol.ts';
 

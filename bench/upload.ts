@@ -16,9 +16,9 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openScratch } from './scratch.ts';
+import { spawnServiceChild, waitReady as serviceReady, type ServiceChild } from './service-child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
-const BUN = process.execPath;
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -46,14 +46,7 @@ if (!(TOTAL_BYTES > 0) || !(CHUNK_BYTES > 0)) {
 // Scratch space and child processes (stopped by cleanup, see bench/scratch.ts). `children` keeps
 // every service started, exited or not, for the stderr tails printed on failure.
 
-interface Child {
-  name: string;
-  proc: Bun.Subprocess<'ignore', 'ignore', 'pipe'>;
-  /** The last few KiB the child wrote to stderr (drained continuously so the pipe never fills). */
-  stderrTail: () => string;
-}
-
-const children = new Set<Child>();
+const children = new Set<ServiceChild>();
 
 const { dir: scratchDir, databaseName, databaseUrl, createDatabase, track, cleanup } = await openScratch({ name: 'upload', adminUrl: ADMIN_URL });
 const dataDir = join(scratchDir, 'data');
@@ -69,50 +62,20 @@ function freePort(): number {
   return port;
 }
 
-function spawnService(name: string, env: Record<string, string>): Child {
-  const proc = track(Bun.spawn([BUN, '--no-install', join(ROOT, 'services', name, 'src', 'index.ts')], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? scratchDir,
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: databaseUrl,
-      MIGRATIONS_DIR: join(ROOT, 'db/migrations'),
-      DATA_DIR: dataDir,
-      ...env,
-    },
-    stdin: 'ignore',
-    stdout: 'ignore',
-    stderr: 'pipe',
-  }));
-  let tail = '';
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096);
-  })().catch(() => {});
-  const child: Child = { name, proc, stderrTail: () => tail.trim() };
+function spawnService(name: string, env: Record<string, string>): ServiceChild {
+  const child = spawnServiceChild({ dir: scratchDir, track }, name, [join(ROOT, 'services', name, 'src', 'index.ts')], {
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: databaseUrl,
+    MIGRATIONS_DIR: join(ROOT, 'db/migrations'),
+    DATA_DIR: dataDir,
+    ...env,
+  });
   children.add(child);
   return child;
 }
 
-async function waitReady(child: Child, port: number): Promise<void> {
-  const deadline = performance.now() + START_TIMEOUT_MS;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (child.proc.exitCode !== null) {
-      throw new Error(`${child.name} exited with ${child.proc.exitCode}: ${child.stderrTail().split('\n').slice(-3).join(' | ')}`);
-    }
-    if (performance.now() > deadline) throw new Error(`${child.name} not ready after ${START_TIMEOUT_MS} ms: ${child.stderrTail()}`);
-    await Bun.sleep(20);
-  }
-}
+const waitReady = (child: ServiceChild, port: number) => serviceReady(child, `http://127.0.0.1:${port}/ready`, START_TIMEOUT_MS);
 
 // ---------------------------------------------------------------------------------------------
 // Memory: VmRSS sampled every 100 ms, and the kernel's high-water mark (VmHWM) as a cross-check.

@@ -1,4 +1,4 @@
-/** Process and machine figures read from /proc (Linux), and the plain-text tables the bench prints. */
+/** Process and machine figures the benches read from /proc (Linux). */
 
 /** Clock ticks per second of /proc's CPU counters (USER_HZ, 100 on Linux). */
 export const CLK_TCK = 100;
