@@ -194,6 +194,11 @@ describe('reading jobs', () => {
     expect(wesOnly.items.length).toBeGreaterThan(0);
     for (const item of wesOnly.items) expect(item.service?.slug === 'fake-wes' || item.children.some((c: any) => c.service === 'fake-wes')).toBe(true);
     expect((await p.call('GET', '/jobs?cursor=not-ours', alice.token)).status).toBe(400);
+    // Shaped like ours but not a real time or id: refused as a bad cursor, never passed to the database.
+    for (const forged of ['2031-99-99T99:99:99.000Z|0190c3d2-0000-7000-8000-000000000000', `2031-01-01T00:00:00.000Z|${'-'.repeat(36)}`]) {
+      const res = await p.call('GET', `/jobs?cursor=${Buffer.from(forged).toString('base64url')}`, alice.token);
+      expect(res.status).toBe(400);
+    }
   });
 });
 

@@ -107,6 +107,11 @@ describe('POST /services/{id}/probe', () => {
     const older = await json(await h.call('GET', `/services/${ids.michigan}/health?limit=2&cursor=${history.history.nextCursor}`, h.tokens.viewer));
     expect(older.history.items.map((i: any) => i.status)).toEqual(['healthy']);
     expect(older.history.nextCursor).toBeNull();
+    // Shaped like a cursor but not a real time or id: a 400, never a database error.
+    for (const forged of ['2031-99-99T99:99:99.000Z|0190c3d2-0000-7000-8000-000000000000', `2031-01-01T00:00:00.000Z|${'-'.repeat(36)}`]) {
+      const res = await h.call('GET', `/services/${ids.michigan}/health?cursor=${Buffer.from(forged).toString('base64url')}`, h.tokens.viewer);
+      expect(res.status).toBe(400);
+    }
   });
 
   it('is admin-only, and refuses a server outside this machine while external calls are off', async () => {

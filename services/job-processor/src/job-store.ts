@@ -12,7 +12,7 @@ import type { PlannedJobs } from './job-requests.ts';
 import { recordCreated } from './job-transitions.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const jobNotFound = () => new HttpProblem(404, 'job_not_found', 'No such job.');
+const jobNotFound = () => new HttpProblem(404, 'job_not_found', 'No such job.');
 
 /** AAD binding a sealed password to its job row. */
 export const passwordAad = (jobId: string) => `job-password:${jobId}`;

@@ -8,7 +8,8 @@ import { JOB_OPEN, jobHistory, jobs, outbox } from '@db/schema/jobs.ts';
 import type { Db } from '@shared/db.ts';
 import { outboxRow } from '@shared/outbox.ts';
 import { and, eq, getTableColumns, gt, isNull, sql, type SQL, type WithSubquery } from 'drizzle-orm';
-import { ACTIVE_STATES, TERMINAL_STATES, type JobRow, type ParentState } from './domain.ts';
+import { TERMINAL_STATES, type JobRow, type ParentState } from './domain.ts';
+import { holdsSlot } from './job-slots.ts';
 import { parentProgress, parentState } from './parent-state.ts';
 
 export type JobChanges = Partial<typeof jobs.$inferInsert>;
@@ -130,10 +131,6 @@ export async function transition(
   return updated;
 }
 
-/** Whether a job occupies one of its user's active-job slots on its server (what the worker's quota count counts). */
-const holdsSlot = (job: Pick<JobRow, 'serviceId' | 'state' | 'externalId'>) =>
-  job.serviceId !== null && ((ACTIVE_STATES as readonly string[]).includes(job.state) || (job.state === 'queued' && job.externalId !== null));
-
 /**
  * The job to wake when one that held a slot of the user's on its server ends (the ending statement sets its
  * next poll to now): the oldest of their jobs deferred because every slot was taken, so it becomes due at
@@ -164,7 +161,7 @@ function nextQueued(tx: Db, job: JobRow, now: Date) {
 }
 
 /** Re-derives a parent from its children; locks the parent row so concurrent children serialize here. */
-export async function rederiveParent(tx: Db, parentId: string, now: Date): Promise<void> {
+async function rederiveParent(tx: Db, parentId: string, now: Date): Promise<void> {
   const [parent] = await tx.select().from(jobs).where(eq(jobs.id, parentId)).for('update');
   if (!parent) return;
   const children = await tx.select({ state: jobs.state, progress: jobs.progress }).from(jobs).where(eq(jobs.parentId, parentId));

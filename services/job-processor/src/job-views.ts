@@ -4,7 +4,7 @@ import type { JobHistoryRow, JobRequest, JobResultRow, JobRow, JobTarget } from 
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function jobCore(row: JobRow) {
+function jobCore(row: JobRow) {
   const request = row.request as JobRequest;
   const target = row.target as JobTarget | null;
   return {

@@ -23,10 +23,11 @@ import type { Logger } from '@shared/log.ts';
 import type { Protocol } from '@shared/schemas/registry.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { createWorkerLoop, errorText } from '@shared/worker-loop.ts';
-import { and, count, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
+import { and, count, eq, isNull, sql } from 'drizzle-orm';
 import { AdapterError, type ExternalStatus, type InputFile, type ProtocolAdapter, type ResultRef, type ServerCredential } from './adapters/adapter.ts';
-import { ACTIVE_STATES, TERMINAL_STATES, type JobRequest, type JobResultRow, type JobRow, type JobState, type JobTarget } from './domain.ts';
+import { TERMINAL_STATES, type JobRequest, type JobResultRow, type JobRow, type JobState, type JobTarget } from './domain.ts';
 import { claimJobs, extendLeases, releaseJob } from './job-queue.ts';
+import { HOLDS_SLOT } from './job-slots.ts';
 import { generatePassword, passwordAad } from './job-store.ts';
 import { transition, type JobChanges } from './job-transitions.ts';
 import type { FilesClient, VaultClient } from './platform-clients.ts';
@@ -127,7 +128,7 @@ export const externalNameFor = (job: Pick<JobRow, 'id' | 'attempt'>) => `fip-${j
 export const resultKeyFor = (job: Pick<JobRow, 'id' | 'attempt'>, name: string) => `${job.id}:${job.attempt}:${name}`;
 
 /** Active jobs per user a service allows when its catalogue entry does not say: Cloudgene's default is 2; WES servers set none. */
-export function activeJobLimit(target: JobTarget): number | null {
+function activeJobLimit(target: JobTarget): number | null {
   return target.service.limits.maxActiveJobsPerUser ?? (target.service.protocol === 'cloudgene' ? 2 : null);
 }
 
@@ -391,8 +392,7 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
           eq(jobs.serviceId, row.serviceId!),
           // Spelled as the `jobs_user_service_open` index's predicate, so the count reads open jobs only.
           JOB_OPEN,
-          // A job the server has queued holds one of the user's slots there too.
-          or(inArray(jobs.state, [...ACTIVE_STATES]), and(eq(jobs.state, 'queued'), isNotNull(jobs.externalId))),
+          HOLDS_SLOT,
         ),
       );
   }

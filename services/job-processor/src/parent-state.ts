@@ -1,8 +1,7 @@
 /** A federated parent's state, derived from its children's (a cancelled child counts like any other). */
-import type { ParentState } from './domain.ts';
+import { ACTIVE_STATES, TERMINAL_STATES, type ParentState } from './domain.ts';
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired']);
-const RUNNING = new Set(['submitting', 'running', 'exporting']);
+const RUNNING: ReadonlySet<string> = new Set(ACTIVE_STATES);
 
 /**
  * All completed → completed; all ended and some completed → partial; all failed (or expired) →
@@ -12,18 +11,18 @@ const RUNNING = new Set(['submitting', 'running', 'exporting']);
 export function parentState(children: readonly { state: string }[]): ParentState {
   if (children.length === 0) return 'queued';
   const states = children.map((c) => c.state);
-  if (states.every((s) => TERMINAL.has(s))) {
+  if (states.every((s) => TERMINAL_STATES.has(s))) {
     if (states.every((s) => s === 'completed')) return 'completed';
     if (states.some((s) => s === 'completed')) return 'partial';
     if (states.every((s) => s === 'cancelled')) return 'cancelled';
     return 'failed';
   }
-  return states.some((s) => RUNNING.has(s) || TERMINAL.has(s)) ? 'running' : 'queued';
+  return states.some((s) => RUNNING.has(s) || TERMINAL_STATES.has(s)) ? 'running' : 'queued';
 }
 
 /** A parent's progress: the mean of its children's, ended children counting as 100. */
 export function parentProgress(children: readonly { state: string; progress: number }[]): number {
   if (children.length === 0) return 0;
-  const sum = children.reduce((acc, c) => acc + (TERMINAL.has(c.state) ? 100 : c.progress), 0);
+  const sum = children.reduce((acc, c) => acc + (TERMINAL_STATES.has(c.state) ? 100 : c.progress), 0);
   return Math.round(sum / children.length);
 }

@@ -17,7 +17,7 @@ import type { CatalogueSnapshot, PanelRow, ServiceRow } from './domain.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export const serviceNotFound = (ref: string) => new HttpProblem(404, 'service_not_found', `No service ${JSON.stringify(ref)} in the catalogue.`);
+const serviceNotFound = (ref: string) => new HttpProblem(404, 'service_not_found', `No service ${JSON.stringify(ref)} in the catalogue.`);
 const panelNotFound = () => new HttpProblem(404, 'panel_not_found', 'No such panel for this service.');
 
 export interface Catalogue {

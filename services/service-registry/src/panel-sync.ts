@@ -17,15 +17,15 @@ import type { PanelRow, ServiceRow } from './domain.ts';
 import { fetchAppForm, type AppFormPanel, type CloudgeneAppForm } from './sync/cloudgene-app-form.ts';
 import { fetchWesServiceInfo, type WesServiceInfo } from './sync/wes-service-info.ts';
 
-export const PanelFieldChangeSchema = z.object({ from: z.unknown(), to: z.unknown() }).openapi('PanelFieldChange');
+const PanelFieldChangeSchema = z.object({ from: z.unknown(), to: z.unknown() }).openapi('PanelFieldChange');
 
-export const SyncAddedPanelSchema = PanelSchema.extend({
+const SyncAddedPanelSchema = PanelSchema.extend({
   buildInferred: z.boolean().openapi({
     description: 'True when neither the label nor the service settled the build and it defaulted to hg38: an admin should check it.',
   }),
 }).openapi('PanelSyncAdded');
 
-export const SyncUpdatedPanelSchema = z
+const SyncUpdatedPanelSchema = z
   .object({
     panel: PanelSchema,
     changes: z.record(z.string(), PanelFieldChangeSchema).openapi({ description: 'Changed fields (displayName, externalKey, version, populations, build) with old and new values' }),

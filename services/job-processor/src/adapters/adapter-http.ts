@@ -10,7 +10,7 @@ import { AdapterError, type ServerCredential } from './adapter.ts';
 import type { MultipartBody } from './multipart-body.ts';
 
 /** A JSON body larger than this is not a job document (a Cloudgene job list is a few hundred KB). */
-export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
 /** Error bodies are read only for the server's message. */
 const MAX_ERROR_BYTES = 8 * 1024;
 /** The hint on every fault the worker retries on its own. */
@@ -41,7 +41,7 @@ export interface Watchdog {
   readonly timedOut: boolean;
 }
 
-export function startWatchdog(timeoutMs: number, outer?: AbortSignal): Watchdog {
+function startWatchdog(timeoutMs: number, outer?: AbortSignal): Watchdog {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
@@ -70,7 +70,7 @@ export function startWatchdog(timeoutMs: number, outer?: AbortSignal): Watchdog 
  * `mapError` turns a read failure (the watchdog's own abort, a dropped connection) into what the
  * consumer should see.
  */
-export function withProgress(
+function withProgress(
   stream: ReadableStream<Uint8Array>,
   watchdog: Watchdog,
   options: { onEnd?: () => void; mapError?: (err: unknown) => unknown } = {},
@@ -206,7 +206,7 @@ export function stripHtml(html: string): string {
 }
 
 /** Reads a 2xx JSON body; a body that is not JSON is a transient fault (a proxy page, a cut-off answer). */
-export async function readJson(response: Response, watchdog: Watchdog, spec: RequestSpec, deps: HttpDeps): Promise<unknown> {
+async function readJson(response: Response, watchdog: Watchdog, spec: RequestSpec, deps: HttpDeps): Promise<unknown> {
   let text: string | null;
   try {
     text = await readCapped(response, MAX_JSON_BYTES, watchdog);
@@ -245,7 +245,7 @@ export const joinUrl = (base: string, path: string) => base.replace(/\/+$/, '') 
  * mid-file ends the stream with a transient error instead of hanging the worker) and stops when the
  * stream ends or is cancelled.
  */
-export function guardedBody(response: Response, watchdog: Watchdog, spec: RequestSpec, deps: HttpDeps): ReadableStream<Uint8Array> {
+function guardedBody(response: Response, watchdog: Watchdog, spec: RequestSpec, deps: HttpDeps): ReadableStream<Uint8Array> {
   if (!response.body) {
     watchdog.stop();
     return new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
@@ -254,7 +254,7 @@ export function guardedBody(response: Response, watchdog: Watchdog, spec: Reques
 }
 
 /** A Content-Length header as a number, or null. */
-export function contentLengthOf(response: Response): number | null {
+function contentLengthOf(response: Response): number | null {
   const raw = response.headers.get('content-length');
   if (raw === null || !/^\d+$/.test(raw.trim())) return null;
   return Number(raw.trim());
@@ -282,7 +282,7 @@ export interface ApiErrorWording {
 }
 
 /** The AdapterError for a non-2xx API answer; `message` is the server's own ('' when it sent none). */
-export function apiError(deps: HttpDeps, wording: ApiErrorWording, status: number, message: string, notFound: NotFound, location: string | null): AdapterError {
+function apiError(deps: HttpDeps, wording: ApiErrorWording, status: number, message: string, notFound: NotFound, location: string | null): AdapterError {
   const text = message || `HTTP ${status}`;
   const own = wording.refusal(status, text);
   if (own) return own;

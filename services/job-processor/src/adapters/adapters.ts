@@ -17,7 +17,7 @@ export interface AdaptersDeps {
 }
 
 /** A fetch that refuses URLs the outbound policy does not allow, before any byte leaves the process. */
-export function policedFetch(policy: OutboundPolicy, inner: typeof fetch = fetch): typeof fetch {
+function policedFetch(policy: OutboundPolicy, inner: typeof fetch = fetch): typeof fetch {
   const guarded = async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (!policy.allows(url)) {

@@ -32,7 +32,7 @@ export interface WesAdapterDeps {
 }
 
 /** The tag carrying `SubmitRequest.externalName`. */
-export const WES_JOB_TAG = 'fip_job';
+const WES_JOB_TAG = 'fip_job';
 const PAGE_SIZE = 100;
 const TASK_PAGES = 5;
 const STDERR_TAIL_CHARS = 2000;

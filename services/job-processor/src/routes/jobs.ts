@@ -20,7 +20,9 @@ import { jobDetail, jobSummary, resultView } from '../job-views.ts';
 const security = [{ bearerAuth: [] }];
 const tags = ['Jobs'];
 const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id', in: 'path' } }) });
-const CURSOR = /^\d{4}-\d\d-\d\dT[\d:.]+Z\|[0-9a-f-]{36}$/;
+/** `<createdAt ISO>|<uuid>` as `encodeCursor` was given it: a real time and a real uuid, so a forged cursor is a 400, never a database error. */
+const CURSOR = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const isCursor = (position: string) => !Number.isNaN(Date.parse(CURSOR.exec(position)?.[1] ?? ''));
 
 export interface JobRoutesDeps extends RequestChecks {
   db: Db;
@@ -177,7 +179,7 @@ export function jobRoutes(deps: JobRoutesDeps) {
   app.openapi(list, async (c) => {
     const userId = userOf(c);
     const query = c.req.valid('query');
-    const after = decodeCursor(query.cursor, (p) => CURSOR.test(p));
+    const after = decodeCursor(query.cursor, isCursor);
     const rows = await listJobs(db, userId, { limit: query.limit, after, state: query.state, serviceId: query.service });
     const page = rows.slice(0, query.limit);
     const children = await childrenOf(db, page.filter((r) => r.serviceId === null).map((r) => r.id));

@@ -54,7 +54,7 @@ export async function probeCloudgene(service: ServiceRow, opts: ProbeOptions): P
 }
 
 /** `imputationserver2` matches any installed version; `imputationserver2@2.0.12` only that one. */
-export function appInstalled(appId: string, apps: unknown[]): boolean {
+function appInstalled(appId: string, apps: unknown[]): boolean {
   const [wantId, wantVersion] = splitAppId(appId);
   return apps.some((app) => {
     if (!isRecord(app) || typeof app.id !== 'string') return false;

@@ -85,7 +85,7 @@ export async function getJson(
 }
 
 /** The outcome of a GET that produced no JSON answer. */
-export function failedOutcome(answer: Exclude<UpstreamAnswer, { kind: 'json' }>): ProbeOutcome {
+function failedOutcome(answer: Exclude<UpstreamAnswer, { kind: 'json' }>): ProbeOutcome {
   switch (answer.kind) {
     case 'http_error':
       return outcome('unhealthy', { latencyMs: answer.latencyMs, httpStatus: answer.httpStatus, error: httpErrorText(answer) });

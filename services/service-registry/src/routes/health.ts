@@ -58,7 +58,9 @@ const probe = createRoute({
   responses: { 200: { description: 'The stored outcome.', ...jsonContent(ServiceHealthSchema) }, ...problemResponses(400, 401, 403, 404, 409) },
 });
 
-const CURSOR = /^\d{4}-\d\d-\d\dT[\d:.]+Z\|[0-9a-f-]{36}$/;
+/** `<createdAt ISO>|<uuid>` as `encodeCursor` was given it: a real time and a real uuid, so a forged cursor is a 400, never a database error. */
+const CURSOR = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const isCursor = (position: string) => !Number.isNaN(Date.parse(CURSOR.exec(position)?.[1] ?? ''));
 
 export function healthRoutes(deps: { catalogue: Catalogue; db: Db; policy: OutboundPolicy; probe: (serviceId: string) => Promise<unknown> }) {
   const { catalogue, db } = deps;
@@ -72,7 +74,7 @@ export function healthRoutes(deps: { catalogue: Catalogue; db: Db; policy: Outbo
   app.openapi(read, async (c) => {
     const service = await catalogue.serviceRow(c.req.valid('param').id);
     const { limit, cursor } = c.req.valid('query');
-    const after = decodeCursor(cursor, (p) => CURSOR.test(p));
+    const after = decodeCursor(cursor, isCursor);
     let position = undefined;
     if (after) {
       const [at, id] = after.split('|') as [string, string];

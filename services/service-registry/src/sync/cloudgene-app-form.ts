@@ -38,7 +38,7 @@ export interface CloudgeneAppForm {
 }
 
 /** The server answered 200 with something that is not a Cloudgene app form. */
-export class MalformedAppFormError extends HttpProblem {
+class MalformedAppFormError extends HttpProblem {
   constructor(detail: string) {
     super(502, 'upstream_malformed', detail);
     this.name = 'MalformedAppFormError';
@@ -50,7 +50,7 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined);
 
 /** `apps@<id>@<version>` → id and version; the server also resolves `<id>@<version>` and a bare `<id>`. */
-export function parsePanelKey(key: string): { id: string; version: string | null } {
+function parsePanelKey(key: string): { id: string; version: string | null } {
   const parts = key.split('@');
   if (parts[0] === 'apps') parts.shift();
   const [id = '', version] = parts;

@@ -9,7 +9,7 @@ import { HttpProblem } from '@shared/errors.ts';
 import { serverMessage, upstreamGet } from '../upstream-get.ts';
 
 /** An app form or a service-info is far smaller; the cap stops a runaway body, not a real one. */
-export const MAX_SYNC_BODY_BYTES = 8 * 1024 * 1024;
+const MAX_SYNC_BODY_BYTES = 8 * 1024 * 1024;
 /** Longest piece of server-supplied text (message, redirect target) put in a problem's detail. */
 const MAX_QUOTED_LENGTH = 300;
 

@@ -24,7 +24,7 @@ export interface WesServiceInfo {
 }
 
 /** The server answered 200 with something that is not a WES service-info. */
-export class MalformedServiceInfoError extends HttpProblem {
+class MalformedServiceInfoError extends HttpProblem {
   constructor(detail: string) {
     super(502, 'upstream_malformed', detail);
     this.name = 'MalformedServiceInfoError';
