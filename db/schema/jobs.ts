@@ -9,7 +9,8 @@ export const jobsSchema = pgSchema('jobs');
  * The states a job never leaves, as a SQL predicate over `state`. The partial indexes below and the
  * queries meant to use them (job-processor's claim and quota count) share this one text with constants
  * inlined: PostgreSQL uses a partial index only when it can prove the query implies the index's predicate,
- * which it cannot do from bound parameters. Must list job-processor's TERMINAL_STATES (domain.ts).
+ * which it cannot do from bound parameters. Must list job-processor's TERMINAL_STATES (domain.ts);
+ * tests/job-processor/job-states.test.ts checks that they agree.
  */
 export const JOB_OPEN = sql.raw(`state not in ('completed', 'failed', 'cancelled', 'expired', 'partial')`);
 
