@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { DEFAULT_QC_FAILURE_MESSAGE } from '../fakes/cloudgene.ts';
+import { TERMINAL_STATES } from '../../services/job-processor/src/domain.ts';
 import { registerAndSignIn, uploadVcf, type ApiUser, type UploadedFile } from '../support/gateway-api.ts';
 import { startFederation, waitForJob, type Federation } from './support/federation.ts';
 import { waitUntil } from './support/wait.ts';
@@ -15,7 +16,6 @@ import { waitUntil } from './support/wait.ts';
 /** job-processor gives up on a server after this many failed tries in a row. */
 const RETRY_MAX_ATTEMPTS = 3;
 const SCENARIO_MS = 60_000;
-const ENDED = new Set(['completed', 'failed', 'cancelled', 'expired', 'partial']);
 
 describe.skipIf(!process.env.DATABASE_URL)('when an imputation server fails the researcher (seven processes; skipped without DATABASE_URL)', () => {
   let federation: Federation;
@@ -50,7 +50,7 @@ describe.skipIf(!process.env.DATABASE_URL)('when an imputation server fails the 
     const name = 'strand-flipped cohort';
     const created = await submit(name, [{ serviceId: servers.ids.cloudgene, panel: 'hapmap-2' }]);
 
-    const job = await waitForJob(user, created.id, 'ended', (j) => ENDED.has(j.state));
+    const job = await waitForJob(user, created.id, 'ended', (j) => TERMINAL_STATES.has(j.state));
     expect(job.state).toBe('failed');
     expect(job.externalId).not.toBeNull();
     expect(servers.cloudgene.control.jobs.get(job.externalId)?.state).toBe(5);
@@ -77,7 +77,7 @@ describe.skipIf(!process.env.DATABASE_URL)('when an imputation server fails the 
     cloudgene.addFault({ kind: 'status500', method: 'POST', path: '/api/v2/jobs/submit' });
     const created = await submit('cohort on a broken server', [{ serviceId: servers.ids.cloudgene, panel: 'hapmap-2' }]);
 
-    const job = await waitForJob(user, created.id, 'ended', (j) => ENDED.has(j.state));
+    const job = await waitForJob(user, created.id, 'ended', (j) => TERMINAL_STATES.has(j.state));
     expect(job.state).toBe('failed');
     expect(job.service).toMatchObject({ id: servers.ids.cloudgene, slug: servers.slugs.cloudgene, name: 'Cloudgene fake' });
     expect(job.error.code).toBe('server_unavailable');
@@ -145,7 +145,7 @@ describe.skipIf(!process.env.DATABASE_URL)('when an imputation server fails the 
     expect(upstream.wesCancels).toBeGreaterThan(0);
     servers.wes.control.advance(runId);
 
-    const job = await waitForJob(user, created.id, 'cancelled', (j) => ENDED.has(j.state));
+    const job = await waitForJob(user, created.id, 'cancelled', (j) => TERMINAL_STATES.has(j.state));
     expect(job.state).toBe('cancelled');
     expect(job.children.map((c: any) => [c.service.slug, c.state, c.error]).sort()).toEqual(
       [

@@ -16,6 +16,7 @@
  * PostgreSQL) and REDIS_URL (the KV under test).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { TERMINAL_STATES } from '../../services/job-processor/src/domain.ts';
 import { apiUser, signIn, type ApiUser } from '../support/gateway-api.ts';
 import { PLATFORM_ADMIN, SERVICE_NAMES, type ServiceName } from '../support/platform-processes.ts';
 import { endpointOf, federatedJobBody, pidsOf, readiness, startCuttableLink, startFaultPlatform, viaPort, type CuttableLink, type FaultPlatform } from './support/fault-platform.ts';
@@ -28,7 +29,6 @@ const REDIS_URL = process.env.REDIS_URL;
 const PASSWORD = 'Imputation-Trial-Passphrase-5';
 /** The services whose /ready checks the KV (their app.ts readiness lists). */
 const KV_SERVICES: ServiceName[] = ['api-gateway', 'user-service', 'notification'];
-const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired', 'partial']);
 const streamHeaders = (token: string, lastEventId: string) => ({ authorization: `Bearer ${token}`, 'last-event-id': lastEventId });
 
 interface Problem {
@@ -89,7 +89,7 @@ describe.skipIf(!DATABASE_URL || !REDIS_URL)('Redis stopped (needs DATABASE_URL 
     const body = await answer(res);
     if (res.status !== 202) throw new Error(`submit ${name}: ${res.status} ${JSON.stringify(body.body)}`);
     const id = body.body.id as string;
-    await waitForJob(who, id, 'ended', (job) => TERMINAL.has(job.state));
+    await waitForJob(who, id, 'ended', (job) => TERMINAL_STATES.has(job.state));
     return id;
   }
 

@@ -22,13 +22,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { TERMINAL_STATES } from '../../services/job-processor/src/domain.ts';
 import { makeFakeJwt, startCloudgeneFake, type CloudgeneFake } from '../fakes/cloudgene.ts';
 import { startWesFake, type WesFake } from '../fakes/wes.ts';
 import { addFakeServers, registerAndSignIn, signIn, storeCredentials, uploadVcf, type ApiUser } from '../support/gateway-api.ts';
-import { FAST_JOBS_ENV, PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses } from '../support/platform-processes.ts';
+import { PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses } from '../support/platform-processes.ts';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.ts';
+import { FAULT_JOBS_ENV } from './support/fault-platform.ts';
+import { waitForJob } from './support/federation.ts';
 import { startAnswerHoldingProxy, type AnswerHoldingProxy } from './support/signal-proxy.ts';
 import { filesUnder, largeVcf, pacedBody } from './support/signal-upload.ts';
+import { stopInOrder } from './support/stop-in-order.ts';
+import { waitUntil } from './support/wait.ts';
 
 const DATABASE_URL = process.env.DATABASE_URL;
 const MiB = 1024 * 1024;
@@ -38,25 +43,15 @@ const SHORT_DRAIN_MS = 300;
 const LONG_DRAIN_MS = 10_000;
 /** job-processor's drain window: how long a SIGTERM waits for a step stuck on the server. */
 const JOB_DRAIN_MS = 1_000;
-/** Fast polls and retries, and the shortest lease the worker accepts. */
-const FAST_JOBS = { ...FAST_JOBS_ENV, RETRY_MAX_ATTEMPTS: '50' };
-const ENDED = ['completed', 'failed', 'cancelled', 'expired', 'partial'];
 /** Each makeFakeJwt call makes a new token: one per user, made once. */
 const TOKENS = { 'sig-alice': makeFakeJwt('sig-alice'), 'sig-bob': makeFakeJwt('sig-bob') };
 
 const figures: string[] = [];
 const figure = (line: string) => figures.push(line);
 
-/** Polls `probe` until it answers something other than undefined; throws naming `what` after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+/** `waitUntil` for a probe that answers undefined until it has something, read every 50 ms. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> =>
+  waitUntil(what, probe, (value) => value !== undefined, { timeoutMs, intervalMs: 50 }) as Promise<T>;
 
 describe.skipIf(!DATABASE_URL)('SIGTERM and SIGKILL through the gateway (needs DATABASE_URL: the services run as separate processes on a real PostgreSQL)', () => {
   let testDb: TestDatabase;
@@ -80,28 +75,21 @@ describe.skipIf(!DATABASE_URL)('SIGTERM and SIGKILL through the gateway (needs D
       databaseUrl: testDb.url!,
       redisUrl: process.env.REDIS_URL,
       serviceEnv: {
-        // The real Redis keeps these per-address counters for every run on this machine: not this file's concern.
-        'user-service': { REGISTRATIONS_PER_HOUR_PER_IP: '100000' },
-        'api-gateway': { RATE_LIMIT_AUTH: '10000/1m' },
         'file-manager': { SHUTDOWN_TIMEOUT_MS: String(SHORT_DRAIN_MS) },
-        'job-processor': { ...FAST_JOBS, SHUTDOWN_TIMEOUT_MS: String(JOB_DRAIN_MS) },
+        'job-processor': { ...FAULT_JOBS_ENV, SHUTDOWN_TIMEOUT_MS: String(JOB_DRAIN_MS) },
       },
     });
     storageRoot = join(platform.dataDir, 'files');
     const admin = await signIn(platform.url, PLATFORM_ADMIN.username, PLATFORM_ADMIN.password);
-    serviceIds = await addFakeServers(admin, { cloudgene: proxy.url, wes: `${wes.url}/ga4gh/wes/v1` });
+    serviceIds = await addFakeServers(admin, { cloudgene: proxy.url, wes: wes.url });
     alice = await registerAndSignIn(platform.url, 'sig-alice');
     bob = await registerAndSignIn(platform.url, 'sig-bob');
     for (const user of [alice, bob]) await storeCredentials(user, { cloudgene: TOKENS[user.username as keyof typeof TOKENS], wes: 'wes-token-sig' });
   }, 90_000);
 
   afterAll(async () => {
-    await platform?.stopAll();
-    await proxy?.stop();
-    await cloudgene?.stop();
-    await wes?.stop();
-    await testDb?.drop();
     if (figures.length) console.log(`fault-signals figures:\n  ${figures.join('\n  ')}`);
+    await stopInOrder('the signal suite', [() => platform?.stopAll(), () => proxy?.stop(), () => cloudgene?.stop(), () => wes?.stop(), () => testDb?.drop()]);
   }, 60_000);
 
   const listedFiles = async () => (await alice.expectJson('GET', '/api/files?limit=100', 200)).items as { id: string }[];
@@ -235,11 +223,7 @@ describe.skipIf(!DATABASE_URL)('SIGTERM and SIGKILL through the gateway (needs D
 
   const jobOf = (user: ApiUser, id: string) => user.expectJson('GET', `/api/jobs/${id}`, 200);
 
-  const ended = (user: ApiUser, id: string) =>
-    until(`job ${id} to end`, async () => {
-      const job = await jobOf(user, id);
-      return ENDED.includes(job.state) ? job : undefined;
-    });
+  const ended = (user: ApiUser, id: string) => waitForJob(user, id, 'ended', (job) => TERMINAL_STATES.has(job.state), { timeoutMs: 30_000, intervalMs: 50 });
 
   /** The fake's jobs submitted under the job's external name (`fip-<id>-<attempt>`). */
   const fakeJobsFor = (id: string) => [...cloudgene.control.jobs.values()].filter((j) => j.name.startsWith(`fip-${id}-`));

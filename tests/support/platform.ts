@@ -40,6 +40,22 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
+/**
+ * A service's parsed env for an in-process test: loopback on a free port, `dataDir`, the repo's
+ * migrations, the test encryption key and a short readiness timeout, then `extra`.
+ */
+export function testServiceEnv(definition: ServiceDefinition, dataDir: string, extra: Record<string, string> = {}): BaseEnv & { PORT: number } {
+  return parseEnv(definition.envSchema, {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dataDir,
+    MIGRATIONS_DIR,
+    READY_TIMEOUT_MS: '1500',
+    ENCRYPTION_KEYS: `${TEST_ENCRYPTION_KEY.id}:${Buffer.from(TEST_ENCRYPTION_KEY.key).toString('base64')}`,
+    ...extra,
+  }) as BaseEnv & { PORT: number };
+}
+
 /** Starts user-service first (the others verify tokens against it), then the other five, then the gateway. */
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const logger = createLogger({ level: 'silent' });
@@ -55,15 +71,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   };
 
   const envFor = (definition: ServiceDefinition, extra: Record<string, string>) =>
-    parseEnv(definition.envSchema, {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      DATA_DIR: dataDir,
-      MIGRATIONS_DIR,
-      READY_TIMEOUT_MS: '1500',
-      ENCRYPTION_KEYS: `${TEST_ENCRYPTION_KEY.id}:${Buffer.from(TEST_ENCRYPTION_KEY.key).toString('base64')}`,
+    testServiceEnv(definition, dataDir, {
+      // Per-address counters live in the KV, which is the machine's shared Redis when REDIS_URL is set,
+      // and every test user comes from 127.0.0.1: the limits themselves are tested in their own suites.
+      REGISTRATIONS_PER_HOUR_PER_IP: '100000',
+      LOGIN_IP_ATTEMPTS_PER_MINUTE: '10000',
+      RATE_LIMIT_AUTH: '10000/1m',
       ...extra,
-    }) as BaseEnv & { PORT: number };
+    });
 
   try {
     const secrets = new Map(SERVICES.filter((d) => d.name !== 'user-service').map((d) => [d.name, randomToken(24)]));

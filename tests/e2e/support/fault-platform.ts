@@ -15,6 +15,7 @@ import { addFakeServers, registerAndSignIn, signIn, storeCredentials, uploadVcf,
 import { FAST_JOBS_ENV, PLATFORM_ADMIN, SERVICE_NAMES, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../../support/platform-processes.ts';
 import { startTcpForwarder, type TcpForwarder } from '../../support/tcp-forwarder.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.ts';
+import { stopInOrder } from './stop-in-order.ts';
 
 /** The six services that keep their state in PostgreSQL (each has a `database` readiness check). */
 export const DATABASE_SERVICES = SERVICE_NAMES.filter((name) => name !== 'api-gateway');
@@ -23,15 +24,12 @@ export const DATABASE_SERVICES = SERVICE_NAMES.filter((name) => name !== 'api-ga
 export const FAULT_JOBS_ENV: Record<string, string> = { ...FAST_JOBS_ENV, RETRY_MAX_ATTEMPTS: '50' };
 
 /**
- * The real Redis is shared by every test on this machine, and the login, registration and edge rate
- * limits count per client address (all of them 127.0.0.1): generous limits keep other tests' traffic
- * from spending this one's budget. They stay limits (not `off`), so the KV is still asked and the
- * gateway's `RATE_LIMIT_KV_DOWN` policy still applies when it is gone.
+ * The real Redis is shared by every test on this machine, and the edge rate limits count per client
+ * (address or user): generous limits keep the load from spending its own budget. (platform-processes
+ * already raises the login and registration limits.) They stay limits (not `off`), so the KV is still
+ * asked and the gateway's `RATE_LIMIT_KV_DOWN` policy still applies when it is gone.
  */
-export const GENEROUS_LIMITS = {
-  gateway: { RATE_LIMIT_AUTH: '10000/1m', RATE_LIMIT_USER: '100000/1m', RATE_LIMIT_ANONYMOUS: '100000/1m', RATE_LIMIT_UPLOADS: '10000/1h' },
-  userService: { REGISTRATIONS_PER_HOUR_PER_IP: '100000', LOGIN_IP_ATTEMPTS_PER_MINUTE: '10000' },
-};
+const GENEROUS_GATEWAY_LIMITS = { RATE_LIMIT_USER: '100000/1m', RATE_LIMIT_ANONYMOUS: '100000/1m', RATE_LIMIT_UPLOADS: '10000/1h' };
 
 /** `host:port` of a `postgres://` or `redis://` URL. */
 export function endpointOf(url: string, defaultPort: number): { hostname: string; port: number } {
@@ -135,16 +133,8 @@ export async function startFaultPlatform(options: FaultPlatformOptions): Promise
   const cloudgene = await startCloudgeneFake({ tokens: Object.fromEntries([...cloudgeneTokens].map(([name, token]) => [token, name])), progression: 'perPoll' });
   const wes = await startWesFake({ version: '1.1.0', tokens: [...wesTokens.values()] });
   let platform: PlatformProcesses | undefined;
-  const stop = async () => {
-    const errors: unknown[] = [];
-    // The platform first, so no worker is left calling a fake that is gone; the database last.
-    for (const task of [() => platform?.stopAll(), () => cloudgene.stop(), () => wes.stop(), () => testDb.drop()]) {
-      await Promise.resolve()
-        .then(task)
-        .catch((err) => errors.push(err));
-    }
-    if (errors.length > 0) throw new AggregateError(errors, 'the fault platform did not stop cleanly');
-  };
+  // The platform first, so no worker is left calling a fake that is gone; the database last.
+  const stop = () => stopInOrder('the fault platform', [() => platform?.stopAll(), () => cloudgene.stop(), () => wes.stop(), () => testDb.drop()]);
   try {
     platform = await startPlatformProcesses({
       databaseUrl: options.databaseUrl ? options.databaseUrl(testDb.url!) : testDb.url!,
@@ -153,8 +143,7 @@ export async function startFaultPlatform(options: FaultPlatformOptions): Promise
       serviceEnv: {
         ...options.serviceEnv,
         'job-processor': { ...FAULT_JOBS_ENV, ...options.serviceEnv?.['job-processor'] },
-        'api-gateway': { ...GENEROUS_LIMITS.gateway, ...options.serviceEnv?.['api-gateway'] },
-        'user-service': { ...GENEROUS_LIMITS.userService, ...options.serviceEnv?.['user-service'] },
+        'api-gateway': { ...GENEROUS_GATEWAY_LIMITS, ...options.serviceEnv?.['api-gateway'] },
       },
     });
     const admin = await signIn(platform.url, PLATFORM_ADMIN.username, PLATFORM_ADMIN.password);

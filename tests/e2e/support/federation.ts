@@ -10,9 +10,8 @@ import { startWesFake, type WesFake, type WesFakeOptions } from '../../fakes/wes
 import { addFakeServers, signIn, storeCredentials, type ApiUser } from '../../support/gateway-api.ts';
 import { FAST_JOBS_ENV, PLATFORM_ADMIN, startPlatformProcesses, type PlatformProcesses, type ServiceName } from '../../support/platform-processes.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.ts';
+import { stopInOrder } from './stop-in-order.ts';
 import { waitUntil, type WaitOptions } from './wait.ts';
-
-
 
 export interface FederationOptions {
   /** Variables for one service, merged over the suite's own (fast job schedule, raised KV limits). */
@@ -58,16 +57,8 @@ export async function startFederation(options: FederationOptions = {}): Promise<
   await testDb.database.close();
   const fakes: { stop(): Promise<void> }[] = [];
   let platform: PlatformProcesses | undefined;
-  const stop = async () => {
-    const errors: unknown[] = [];
-    // The platform first, so no worker is left calling a fake that is gone; the database last.
-    for (const task of [() => platform?.stopAll(), ...fakes.map((f) => () => f.stop()), () => testDb.drop()]) {
-      await Promise.resolve()
-        .then(task)
-        .catch((err) => errors.push(err));
-    }
-    if (errors.length > 0) throw new AggregateError(errors, 'the federation did not stop cleanly');
-  };
+  // The platform first, so no worker is left calling a fake that is gone; the database last.
+  const stop = () => stopInOrder('the federation', [() => platform?.stopAll(), ...fakes.map((f) => () => f.stop()), () => testDb.drop()]);
   try {
     const serviceEnv: Partial<Record<ServiceName, Record<string, string>>> = { 'job-processor': { ...FAST_JOBS_ENV } };
     for (const [name, env] of Object.entries(options.serviceEnv ?? {}) as [ServiceName, Record<string, string>][]) serviceEnv[name] = { ...serviceEnv[name], ...env };
