@@ -20,7 +20,6 @@ import { secretVariable } from './user-service/src/service.ts';
 /** The well-known ports start here; a service's offset from it is kept on any base port. */
 const WELL_KNOWN_BASE = 8000;
 
-
 export interface StandaloneOptions {
   /** The variables every service parses (usually `process.env`); values set here win over the derived ones. `PORT` is ignored. */
   env: Env;

@@ -216,6 +216,20 @@ export function requireRole(...roles: string[]): MiddlewareHandler<{ Variables: 
   };
 }
 
+/**
+ * Allows only the service tokens of the named services (`requireRole('service')` says a service is
+ * calling; this says which may): an internal route that hands out users' data names its callers.
+ */
+export function requireService(...services: string[]): MiddlewareHandler<{ Variables: { identity: Identity } }> {
+  const allowed = new Set(services);
+  return async (c, next) => {
+    const identity = c.get('identity');
+    if (!identity || !identity.roles.includes('service')) throw new HttpProblem(403, 'forbidden', 'This needs one of these roles: service.');
+    if (!allowed.has(identity.subject)) throw new HttpProblem(403, 'forbidden', `Only ${services.join(' and ')} may call this.`);
+    return next();
+  };
+}
+
 /** Keys from user-service's published JWKS, refetched when an unknown `kid` appears (rotation). */
 export function remoteKeys(userServiceUrl: string): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL('/.well-known/jwks.json', userServiceUrl), {

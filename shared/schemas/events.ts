@@ -4,6 +4,7 @@
  */
 import { z } from '@hono/zod-openapi';
 
+/** Every platform event type; notification's `NOTIFIABLE` gives each its channel defaults. */
 export const EVENT_TYPES = [
   'job.created',
   'job.status_changed',
@@ -15,6 +16,7 @@ export const EVENT_TYPES = [
   'alert.raised',
   'alert.resolved',
 ] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
 
 export const EventEnvelopeSchema = z
   .object({

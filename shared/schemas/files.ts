@@ -45,3 +45,7 @@ export const StoredFileSchema = z
   .openapi('StoredFile');
 
 export type StoredFile = z.infer<typeof StoredFileSchema>;
+
+/** A stored file as job-processor sees it (`GET /internal/files/{id}`): the client view plus its owner. */
+export const InternalStoredFileSchema = StoredFileSchema.extend({ userId: z.string() }).openapi('InternalStoredFile');
+export type InternalStoredFile = z.infer<typeof InternalStoredFileSchema>;

@@ -15,6 +15,14 @@ export function encodeCursor(position: string): string {
   return Buffer.from(position, 'utf8').toString('base64url');
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * True for a UUID as PostgreSQL prints it (lowercase): the position of a cursor over UUIDv7 ids, whose
+ * order is creation order. Pass it to `decodeCursor`.
+ */
+export const isUuidPosition = (position: string): boolean => UUID.test(position);
+
 /** The position inside a cursor; a 400 problem when it was not made by `encodeCursor`. */
 export function decodeCursor(cursor: string | undefined, valid: (position: string) => boolean): string | undefined {
   if (cursor === undefined) return undefined;

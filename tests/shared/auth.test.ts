@@ -9,6 +9,7 @@ import {
   createAuthenticator,
   createServiceCredential,
   requireRole,
+  requireService,
   revokeUserAccessTokens,
   SERVICE_AUDIENCE,
   USER_AUDIENCE,
@@ -309,6 +310,9 @@ describe('authMiddleware and requireRole', () => {
     researcher: user(['researcher']),
     admin: user(['admin']),
     service: { kind: 'service', subject: 'job-processor', roles: ['service'], via: 'service-token', tokenId: 's' },
+    monitoring: { kind: 'service', subject: 'monitoring', roles: ['service'], via: 'service-token', tokenId: 'm' },
+    // A user whose subject happens to read like a service name: still a user.
+    impostor: { kind: 'user', subject: 'job-processor', roles: ['admin'], via: 'access-token', tokenId: 'i' },
   };
 
   let app: ServiceApp;
@@ -327,6 +331,7 @@ describe('authMiddleware and requireRole', () => {
       app.post(path, (c) => c.json({ subject: c.get('identity').subject }, 200));
     }
     app.post('/admin-only', requireRole('admin'), (c) => c.json({ ok: true }, 200));
+    app.get('/internal/jobs-only', requireService('job-processor'), (c) => c.json({ ok: true }, 200));
   });
 
   const call = (method: string, path: string, token?: string) =>
@@ -369,5 +374,16 @@ describe('authMiddleware and requireRole', () => {
     expect(res.status).toBe(403);
     expect((await json(res)).code).toBe('forbidden');
     expect((await call('POST', '/admin-only', 'service')).status).toBe(403);
+  });
+
+  it('requireService lets only the named services in: another service, a user, even one named like the service, get 403', async () => {
+    const allowed = await call('GET', '/internal/jobs-only', 'service');
+    expect(allowed.status).toBe(200);
+    expect(await allowed.json()).toEqual({ ok: true });
+    for (const token of ['monitoring', 'admin', 'impostor']) {
+      const res = await call('GET', '/internal/jobs-only', token);
+      expect(res.status).toBe(403);
+      expect((await json(res)).code).toBe('forbidden');
+    }
   });
 });

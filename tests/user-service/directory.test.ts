@@ -5,10 +5,11 @@
  */
 import { createServiceCredential } from '@shared/auth.ts';
 import { createHttpClient } from '@shared/http-client.ts';
+import { DirectoryUserSchema } from '@shared/schemas/directory.ts';
 import { accounts } from '@db/schema/users.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { eq } from 'drizzle-orm';
-import { DirectoryUserSchema, usersClient } from '../../services/notification/src/users-client.ts';
+import { usersClient } from '../../services/notification/src/users-client.ts';
 import { json } from '../support/json.ts';
 import { createUserServiceHarness, serveUserService, type TestUser, type UserServiceHarness } from '../support/user-service.ts';
 

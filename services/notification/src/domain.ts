@@ -1,4 +1,5 @@
 /** notification's vocabulary: channels, the event types users can be told about and the default for each. */
+import type { EventType } from '@shared/schemas/events.ts';
 
 export const CHANNELS = ['in_app', 'email', 'webhook'] as const;
 export type Channel = (typeof CHANNELS)[number];
@@ -17,7 +18,7 @@ export interface EventTypeInfo {
  * look, email only for the transitions people wait for (job ended, credential expiring, an alert).
  * Webhooks deliver what an endpoint subscribed to.
  */
-export const NOTIFIABLE: Record<string, EventTypeInfo> = {
+export const NOTIFIABLE: Readonly<Record<string, EventTypeInfo>> = {
   'job.completed': { audience: 'user', defaults: { in_app: true, email: true, webhook: true } },
   'job.failed': { audience: 'user', defaults: { in_app: true, email: true, webhook: true } },
   'job.cancelled': { audience: 'user', defaults: { in_app: true, email: true, webhook: true } },
@@ -27,7 +28,8 @@ export const NOTIFIABLE: Record<string, EventTypeInfo> = {
   'service.health_changed': { audience: 'admins', defaults: { in_app: true, email: false, webhook: true } },
   'alert.raised': { audience: 'admins', defaults: { in_app: true, email: true, webhook: true } },
   'alert.resolved': { audience: 'admins', defaults: { in_app: true, email: false, webhook: true } },
-};
+  // Every platform event type has its defaults here: a new type added to EVENT_TYPES fails to compile until it does.
+} satisfies Record<EventType, EventTypeInfo>;
 
 export interface Recipient {
   id: string;

@@ -4,8 +4,6 @@ import type { ServiceCredential } from '@shared/auth.ts';
 import { UpstreamError, type HttpClient } from '@shared/http-client.ts';
 import type { Recipient } from './domain.ts';
 
-export { DirectoryUserSchema };
-
 export interface UsersClient {
   /** An active user, or null when there is none (deleted, deactivated). */
   user(id: string): Promise<Recipient | null>;

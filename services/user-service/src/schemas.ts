@@ -1,5 +1,6 @@
 /** Request and response bodies of user-service's public API. */
 import { z } from '@hono/zod-openapi';
+import { CREDENTIAL_TYPES } from '@shared/schemas/credentials.ts';
 
 const username = z
   .string()
@@ -123,7 +124,7 @@ export const CredentialPutBody = z
 export const CredentialSchema = z
   .object({
     serviceId: z.string(),
-    type: z.enum(['cloudgene-token', 'wes-bearer', 'basic']),
+    type: z.enum(CREDENTIAL_TYPES),
     label: z.string().nullable(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -134,14 +135,6 @@ export const CredentialSchema = z
     lastVerification: z.object({ at: z.string(), ok: z.boolean(), message: z.string().nullable() }).nullable(),
   })
   .openapi('Credential');
-
-export const ReleasedCredentialSchema = z
-  .object({
-    type: z.enum(['cloudgene-token', 'wes-bearer', 'basic']),
-    secret: z.union([z.object({ token: z.string() }), z.object({ username: z.string(), password: z.string() })]),
-    expiresAt: z.string().nullable(),
-  })
-  .openapi('ReleasedCredential');
 
 export const AdminUserPatch = z
   .object({

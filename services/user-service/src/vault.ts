@@ -4,13 +4,11 @@
  * way to the plaintext is `release`, which the internal route offers to job-processor alone.
  */
 import type { Db } from '@shared/db.ts';
+import type { CredentialType } from '@shared/schemas/credentials.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { credentials } from '@db/schema/users.ts';
 import { and, eq } from 'drizzle-orm';
 import { decodeJwt } from 'jose';
-
-export const CREDENTIAL_TYPES = ['cloudgene-token', 'wes-bearer', 'basic'] as const;
-export type CredentialType = (typeof CREDENTIAL_TYPES)[number];
 
 export type CredentialSecret = { token: string } | { username: string; password: string };
 

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
-import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
+import { decodeCursor, encodeCursor, isUuidPosition, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
 import type { Context } from 'hono';
@@ -16,7 +16,6 @@ import type { FileStorage } from '../storage.ts';
 import { cleanFileName, receiveUpload, type StoredFileRow } from '../uploads.ts';
 
 const security = [{ bearerAuth: [] }];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const IdParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
 const notFound = () => new HttpProblem(404, 'file_not_found', 'No such file.');
 
@@ -257,7 +256,7 @@ export function fileRoutes(domain: FileManagerDomain) {
   app.openapi(list, async (c) => {
     const userId = userOf(c);
     const { limit, cursor, kind, jobId } = c.req.valid('query');
-    const before = decodeCursor(cursor, (p) => UUID.test(p));
+    const before = decodeCursor(cursor, isUuidPosition);
     const filters: (SQL | undefined)[] = [
       eq(storedFiles.userId, userId),
       kind ? eq(storedFiles.kind, kind) : undefined,

@@ -5,10 +5,10 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
+import { requireService } from '@shared/auth.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
-import { StoredFileSchema } from '@shared/schemas/files.ts';
+import { InternalStoredFileSchema } from '@shared/schemas/files.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { storedFiles } from '@db/schema/files.ts';
 import { eq } from 'drizzle-orm';
@@ -16,12 +16,8 @@ import type { FileManagerDomain } from '../domain.ts';
 import type { StoredFileRow } from '../uploads.ts';
 import { DownloadLinkSchema, fileView, LinkRequestSchema, serveFileContent, signedDownloadLink } from './files.ts';
 
-/** Services that may read any user's files. */
-const READERS = new Set(['job-processor']);
-
-/** A stored file as job-processor sees it: the client view plus its owner. */
-export const InternalStoredFileSchema = StoredFileSchema.extend({ userId: z.string() }).openapi('InternalStoredFile');
-export type InternalStoredFile = z.infer<typeof InternalStoredFileSchema>;
+/** Only job-processor reads any user's files. */
+const onlyReaders = requireService('job-processor');
 
 const params = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
 const binary = { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } };
@@ -31,7 +27,7 @@ const describeFile = createRoute({
   path: '/internal/files/{id}',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyReaders] as const,
   summary: "Any user's file with its owner and validation report (job-processor only)",
   request: { params },
   responses: { 200: { description: 'The file.', ...jsonContent(InternalStoredFileSchema) }, ...problemResponses(400, 401, 403, 404) },
@@ -42,7 +38,7 @@ const fileContent = createRoute({
   path: '/internal/files/{id}/content',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyReaders] as const,
   summary: "Any user's file's bytes, streamed; honours Range and If-None-Match like the public route (job-processor only)",
   request: { params, headers: z.object({ range: z.string().max(200).optional() }) },
   responses: {
@@ -58,7 +54,7 @@ const createLink = createRoute({
   path: '/internal/files/{id}/link',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyReaders] as const,
   summary: "A signed, expiring public download link to any user's file, for a server that fetches inputs itself (job-processor only)",
   request: { params, ...jsonBody(LinkRequestSchema) },
   responses: { 201: { description: 'The link.', ...jsonContent(DownloadLinkSchema) }, ...problemResponses(400, 401, 403, 404, 422) },
@@ -66,9 +62,6 @@ const createLink = createRoute({
 
 export function internalFileRoutes(domain: FileManagerDomain) {
   const app = new OpenAPIHono<AppEnv>();
-  const onlyReaders = (subject: string) => {
-    if (!READERS.has(subject)) throw new HttpProblem(403, 'forbidden', "Only job-processor reads users' files.");
-  };
   const fileById = async (id: string): Promise<StoredFileRow> => {
     const [row] = await domain.db.select().from(storedFiles).where(eq(storedFiles.id, id));
     if (!row) throw new HttpProblem(404, 'file_not_found', 'No such file.');
@@ -76,19 +69,16 @@ export function internalFileRoutes(domain: FileManagerDomain) {
   };
 
   app.openapi(describeFile, async (c) => {
-    onlyReaders(c.get('identity').subject);
     const row = await fileById(c.req.valid('param').id);
     return c.json({ ...fileView(row), userId: row.userId }, 200);
   });
 
   app.openapi(fileContent, async (c) => {
-    onlyReaders(c.get('identity').subject);
     const row = await fileById(c.req.valid('param').id);
     return serveFileContent(c, domain.storage, row, c.req.valid('header').range);
   });
 
   app.openapi(createLink, async (c) => {
-    onlyReaders(c.get('identity').subject);
     const row = await fileById(c.req.valid('param').id);
     return c.json(signedDownloadLink(domain, row.id, c.req.valid('json').expiresInSeconds), 201);
   });

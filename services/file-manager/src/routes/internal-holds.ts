@@ -1,14 +1,15 @@
 /** job-processor holds the files a job uses, so neither their owner nor retention deletes them mid-run. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
+import { requireService } from '@shared/auth.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { fileHolds, storedFiles } from '@db/schema/files.ts';
 import { and, eq } from 'drizzle-orm';
 import type { FileManagerDomain } from '../domain.ts';
 
-const HOLDERS = new Set(['job-processor']);
+/** Only job-processor holds files. */
+const onlyHolders = requireService('job-processor');
 const params = z.object({ id: z.uuid(), jobId: z.uuid() });
 
 const hold = createRoute({
@@ -16,7 +17,7 @@ const hold = createRoute({
   path: '/internal/files/{id}/holds/{jobId}',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyHolders] as const,
   summary: 'A job starts using a file (idempotent)',
   request: { params },
   responses: { 204: { description: 'Held.' }, ...problemResponses(400, 401, 403, 404) },
@@ -27,7 +28,7 @@ const release = createRoute({
   path: '/internal/files/{id}/holds/{jobId}',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyHolders] as const,
   summary: 'The job no longer uses the file (idempotent)',
   request: { params },
   responses: { 204: { description: 'Released.' }, ...problemResponses(400, 401, 403) },
@@ -35,12 +36,8 @@ const release = createRoute({
 
 export function internalHoldRoutes(domain: FileManagerDomain) {
   const app = new OpenAPIHono<AppEnv>();
-  const onlyHolders = (subject: string) => {
-    if (!HOLDERS.has(subject)) throw new HttpProblem(403, 'forbidden', 'Only job-processor holds files.');
-  };
 
   app.openapi(hold, async (c) => {
-    onlyHolders(c.get('identity').subject);
     const { id, jobId } = c.req.valid('param');
     const [file] = await domain.db.select({ id: storedFiles.id }).from(storedFiles).where(eq(storedFiles.id, id));
     if (!file) throw new HttpProblem(404, 'file_not_found', 'No such file.');
@@ -49,7 +46,6 @@ export function internalHoldRoutes(domain: FileManagerDomain) {
   });
 
   app.openapi(release, async (c) => {
-    onlyHolders(c.get('identity').subject);
     const { id, jobId } = c.req.valid('param');
     await domain.db.delete(fileHolds).where(and(eq(fileHolds.fileId, id), eq(fileHolds.jobId, jobId)));
     return c.body(null, 204);

@@ -9,7 +9,7 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
+import { requireService } from '@shared/auth.ts';
 import { isUniqueViolation } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
@@ -21,8 +21,8 @@ import type { FileManagerDomain } from '../domain.ts';
 import { cleanFileName, receiveUpload, type StoredFileRow } from '../uploads.ts';
 import { fileView } from './files.ts';
 
-/** Services that may store results for users. */
-const STORE_FOR = new Set(['job-processor']);
+/** Only job-processor stores results for users. */
+const onlyStorers = requireService('job-processor');
 
 const ResultKey = z
   .string()
@@ -36,7 +36,7 @@ const storeResult = createRoute({
   path: '/internal/results',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyStorers] as const,
   summary: 'Store a result file for a user and job (job-processor only), verified against the expected checksum',
   description:
     'With `resultKey`, storing is idempotent: when a result with that key exists the body is not read and the ' +
@@ -69,7 +69,7 @@ const findResult = createRoute({
   path: '/internal/results',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
-  middleware: [requireRole('service')] as const,
+  middleware: [onlyStorers] as const,
   summary: 'The result stored under a result key, so a download already stored can be skipped (job-processor only)',
   request: { query: z.object({ key: ResultKey }) },
   responses: { 200: { description: 'The stored result.', ...jsonContent(StoredFileSchema) }, ...problemResponses(400, 401, 403, 404) },
@@ -92,14 +92,10 @@ function sameResult(row: StoredFileRow, expected: { userId: string; jobId: strin
 
 export function internalResultRoutes(domain: FileManagerDomain) {
   const app = new OpenAPIHono<AppEnv>();
-  const onlyStorers = (subject: string) => {
-    if (!STORE_FOR.has(subject)) throw new HttpProblem(403, 'forbidden', 'Only job-processor stores results.');
-  };
   const byKey = async (key: string): Promise<StoredFileRow | undefined> =>
     (await domain.db.select().from(storedFiles).where(eq(storedFiles.resultKey, key)))[0];
 
   app.openapi(storeResult, async (c) => {
-    onlyStorers(c.get('identity').subject);
     const q = c.req.valid('query');
     const body = c.req.raw.body;
     if (q.resultKey !== undefined) {
@@ -141,7 +137,6 @@ export function internalResultRoutes(domain: FileManagerDomain) {
   });
 
   app.openapi(findResult, async (c) => {
-    onlyStorers(c.get('identity').subject);
     const row = await byKey(c.req.valid('query').key);
     if (!row) throw new HttpProblem(404, 'result_not_found', 'No result is stored under this key.');
     return c.json(fileView(row), 200);

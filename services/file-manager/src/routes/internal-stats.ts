@@ -5,23 +5,14 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { storedFiles } from '@db/schema/files.ts';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
+import { requireService } from '@shared/auth.ts';
 import type { Db } from '@shared/db.ts';
-import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { StorageStatsSchema, type StorageStats } from '@shared/schemas/stats.ts';
 import { count, countDistinct, sql } from 'drizzle-orm';
-import type { MiddlewareHandler } from 'hono';
 
-/** Services that may read storage statistics. */
-const STATS_READERS = new Set(['monitoring']);
 const KINDS = ['input', 'result'] as const;
-
-const statsReader: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!STATS_READERS.has(c.get('identity').subject)) throw new HttpProblem(403, 'forbidden', 'Only monitoring reads storage statistics.');
-  return next();
-};
 
 const storageStats = createRoute({
   method: 'get',
@@ -29,7 +20,7 @@ const storageStats = createRoute({
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
   summary: 'Files and bytes stored, by kind (input, result), and users holding files (monitoring only)',
-  middleware: [requireRole('service'), statsReader] as const,
+  middleware: [requireService('monitoring')] as const,
   responses: { 200: { description: 'The statistics.', ...jsonContent(StorageStatsSchema) }, ...problemResponses(401, 403) },
 });
 

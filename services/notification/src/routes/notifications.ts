@@ -9,7 +9,7 @@ import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import { NotificationPageSchema, NotificationSchema, ReadAllResultSchema, UnreadCountSchema } from '@shared/schemas/notifications.ts';
-import { decodeCursor, encodeCursor, PageQuerySchema } from '@shared/schemas/pagination.ts';
+import { decodeCursor, encodeCursor, isUuidPosition, PageQuerySchema } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { notifications } from '@db/schema/notify.ts';
 import { and, count, desc, eq, isNotNull, isNull, lt, type SQL } from 'drizzle-orm';
@@ -18,7 +18,6 @@ import { notificationView } from '../notification-views.ts';
 
 const security = [{ bearerAuth: [] }];
 const tags = ['Notifications'];
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const IdParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
 const notFound = () => new HttpProblem(404, 'notification_not_found', 'No such notification.');
 
@@ -101,7 +100,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps) {
   app.openapi(list, async (c) => {
     const userId = notifiedUser(c);
     const { limit, cursor, unread } = c.req.valid('query');
-    const before = decodeCursor(cursor, (p) => UUID.test(p));
+    const before = decodeCursor(cursor, isUuidPosition);
     const filters: (SQL | undefined)[] = [
       eq(notifications.userId, userId),
       unread === undefined ? undefined : unread ? isNull(notifications.readAt) : isNotNull(notifications.readAt),

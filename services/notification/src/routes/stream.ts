@@ -20,13 +20,14 @@ import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import type { Kv, Unsubscribe } from '@shared/kv.ts';
 import type { Notification } from '@shared/schemas/notifications.ts';
+import { isUuidPosition } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { notifications } from '@db/schema/notify.ts';
 import { and, asc, desc, eq, gt } from 'drizzle-orm';
 import { streamSSE } from 'hono/streaming';
 import { subscribeLiveFeed } from '../live-feed.ts';
 import { notificationView } from '../notification-views.ts';
-import { notifiedUser, UUID } from './notifications.ts';
+import { notifiedUser } from './notifications.ts';
 
 const BACKLOG_BATCH = 100;
 /** Sorts before every UUIDv7: the cursor of a user with no notification yet. */
@@ -72,7 +73,7 @@ export interface StreamRoutesDeps {
 function resumeAfter(header: string | undefined, query: string | undefined): string | undefined {
   const value = header || query;
   if (!value) return undefined;
-  if (!UUID.test(value.toLowerCase())) throw new HttpProblem(400, 'invalid_last_event_id', 'Last-Event-ID must be the id of a notification this stream sent.');
+  if (!isUuidPosition(value.toLowerCase())) throw new HttpProblem(400, 'invalid_last_event_id', 'Last-Event-ID must be the id of a notification this stream sent.');
   return value.toLowerCase();
 }
 

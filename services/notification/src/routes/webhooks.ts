@@ -9,7 +9,7 @@ import type { AppEnv } from '@shared/app.ts';
 import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
-import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
+import { decodeCursor, encodeCursor, isUuidPosition, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { webhookDeliveries, webhooks } from '@db/schema/notify.ts';
@@ -21,7 +21,6 @@ import { newWebhookSecret, webhookSecretAad } from '../webhook-signing.ts';
 
 const security = [{ bearerAuth: [] }];
 const tags = ['Webhooks'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const IdParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
 const notFound = () => new HttpProblem(404, 'webhook_not_found', 'No such webhook.');
 export const DEFAULT_MAX_WEBHOOKS_PER_USER = 20;
@@ -333,7 +332,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps) {
   app.openapi(deliveries, async (c) => {
     const row = await ownWebhook(c, c.req.valid('param').id);
     const { limit, cursor } = c.req.valid('query');
-    const before = decodeCursor(cursor, (p) => UUID.test(p));
+    const before = decodeCursor(cursor, isUuidPosition);
     // Ids are UUIDv7: id order is creation order, and a unique tie-break for the cursor.
     const rows = await db
       .select()

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import { requireRole } from '@shared/auth.ts';
-import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
+import { decodeCursor, encodeCursor, isUuidPosition, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { accountView } from '../accounts.ts';
 import type { UserDomain } from '../domain.ts';
@@ -11,7 +11,6 @@ import { AdminUserPatch, AuditEntrySchema, IdParam, UserSchema } from '../schema
 
 const security = [{ bearerAuth: [] }];
 const adminOnly = requireRole('admin');
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const listUsers = createRoute({
   method: 'get',
@@ -61,7 +60,7 @@ export function adminRoutes(domain: UserDomain) {
 
   app.openapi(listUsers, async (c) => {
     const { limit, cursor, q } = c.req.valid('query');
-    const { rows, more } = await domain.admin.list({ limit, q, after: decodeCursor(cursor, (p) => UUID.test(p)) });
+    const { rows, more } = await domain.admin.list({ limit, q, after: decodeCursor(cursor, isUuidPosition) });
     return c.json({ items: rows.map(accountView), nextCursor: more ? encodeCursor(rows.at(-1)!.id) : null }, 200);
   });
 
@@ -85,7 +84,7 @@ export function adminRoutes(domain: UserDomain) {
 
   app.openapi(auditLog, async (c) => {
     const { limit, cursor, action, actorId } = c.req.valid('query');
-    const { rows, more } = await domain.admin.audit({ limit, action, actorId, before: decodeCursor(cursor, (p) => UUID.test(p)) });
+    const { rows, more } = await domain.admin.audit({ limit, action, actorId, before: decodeCursor(cursor, isUuidPosition) });
     const items = rows.map((r) => ({ ...r, at: r.at.toISOString(), details: (r.details as Record<string, unknown> | null) ?? null }));
     return c.json({ items, nextCursor: more ? encodeCursor(rows.at(-1)!.id) : null }, 200);
   });

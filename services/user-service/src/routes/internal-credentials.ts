@@ -6,17 +6,16 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
+import { requireRole, requireService } from '@shared/auth.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import type { UserDomain } from '../domain.ts';
-import { ReleasedCredentialSchema, ServiceIdParam } from '../schemas.ts';
+import { ReleasedCredentialSchema, StoredCredentialSummariesSchema } from '@shared/schemas/credentials.ts';
+import { ServiceIdParam } from '../schemas.ts';
 
 /** Services allowed to receive plaintext credentials of any user. */
 const RELEASE_TO = new Set(['job-processor']);
-/** Services allowed to see which credentials a user has stored (never their secrets). */
-const LIST_FOR = new Set(['job-processor']);
 /** Services allowed to receive an operator credential: one stored by an active administrator. */
 const RELEASE_ADMIN_CREDENTIALS_TO = new Set(['service-registry']);
 
@@ -31,28 +30,19 @@ const releaseRoute = createRoute({
   responses: { 200: { description: 'The credential.', content: { 'application/json': { schema: ReleasedCredentialSchema } } }, ...problemResponses(400, 401, 403, 404) },
 });
 
-/** A stored credential as job-processor may know it: whether it exists and whether it still works. */
-export const StoredCredentialSummarySchema = z
-  .object({
-    serviceId: z.string(),
-    type: z.enum(['cloudgene-token', 'wes-bearer', 'basic']),
-    expiresAt: z.string().nullable().openapi({ description: "The token's own expiry when it is a JWT" }),
-    expired: z.boolean(),
-  })
-  .openapi('StoredCredentialSummary');
-
 const listRoute = createRoute({
   method: 'get',
   path: '/internal/users/{userId}/credentials',
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
   summary: "Which external servers a user holds credentials for, with their expiry; no secrets (job-processor only)",
-  middleware: [requireRole('service')] as const,
+  // Metadata only (never a secret), so not a release and not audited as one.
+  middleware: [requireService('job-processor')] as const,
   request: { params: z.object({ userId: z.uuid() }) },
   responses: {
     200: {
       description: "The user's stored credentials (an unknown user has none).",
-      ...jsonContent(z.object({ items: z.array(StoredCredentialSummarySchema) }).openapi('StoredCredentialSummaries')),
+      ...jsonContent(StoredCredentialSummariesSchema),
     },
     ...problemResponses(400, 401, 403),
   },
@@ -60,9 +50,7 @@ const listRoute = createRoute({
 
 export function internalCredentialRoutes(domain: UserDomain) {
   const app = new OpenAPIHono<AppEnv>();
-  // Metadata only, so not a release and not audited as one.
   app.openapi(listRoute, async (c) => {
-    if (!LIST_FOR.has(c.get('identity').subject)) throw new HttpProblem(403, 'forbidden', "Only job-processor may list users' credentials.");
     const views = await domain.vault.list(c.req.valid('param').userId);
     return c.json({ items: views.map(({ serviceId, type, expiresAt, expired }) => ({ serviceId, type, expiresAt, expired })) }, 200);
   });

@@ -6,34 +6,23 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { DirectoryUserSchema, DirectoryUsersSchema, type DirectoryUser } from '@shared/schemas/directory.ts';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole, ROLES } from '@shared/auth.ts';
+import { requireService, ROLES } from '@shared/auth.ts';
 import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { accounts } from '@db/schema/users.ts';
 import { and, arrayContains, asc, eq } from 'drizzle-orm';
-import type { MiddlewareHandler } from 'hono';
 import type { AccountRow } from '../accounts.ts';
 
-/** Services that may read the directory. */
-const DIRECTORY_READERS = new Set(['notification', 'monitoring']);
-
-export { DirectoryUserSchema };
+/** Only the services that must reach people read the directory: it hands out email addresses. */
+const directoryReader = requireService('notification', 'monitoring');
 
 /** How an email greets a user: their name, or their username when they gave none. */
 export function directoryUser(row: Pick<AccountRow, 'id' | 'email' | 'username' | 'firstName' | 'lastName' | 'roles' | 'isActive'>): DirectoryUser {
   const name = `${row.firstName.trim()} ${row.lastName.trim()}`.trim();
   return { id: row.id, email: row.email, displayName: name || row.username, roles: row.roles, isActive: row.isActive };
 }
-
-const directoryReader: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const caller = c.get('identity');
-  if (!DIRECTORY_READERS.has(caller.subject)) {
-    throw new HttpProblem(403, 'forbidden', `Only ${[...DIRECTORY_READERS].join(' and ')} may read the user directory.`);
-  }
-  return next();
-};
 
 const columns = {
   id: accounts.id,
@@ -52,7 +41,7 @@ const getUser = createRoute({
   security: [{ bearerAuth: [] }],
   summary: 'A user’s address, display name, roles and state (notification and monitoring only)',
   description: 'Deactivated users are returned with `isActive: false`, so a caller can tell them from unknown ones.',
-  middleware: [requireRole('service'), directoryReader] as const,
+  middleware: [directoryReader] as const,
   request: { params: z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) }) },
   responses: { 200: { description: 'The user.', ...jsonContent(DirectoryUserSchema) }, ...problemResponses(400, 401, 403, 404) },
 });
@@ -63,7 +52,7 @@ const listUsers = createRoute({
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
   summary: 'Every active user holding a role, e.g. `?role=admin` (notification and monitoring only)',
-  middleware: [requireRole('service'), directoryReader] as const,
+  middleware: [directoryReader] as const,
   request: { query: z.object({ role: z.enum(ROLES) }) },
   responses: {
     200: { description: 'The active users with that role.', ...jsonContent(DirectoryUsersSchema) },

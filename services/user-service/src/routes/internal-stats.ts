@@ -5,23 +5,14 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { accounts } from '@db/schema/users.ts';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole, ROLES } from '@shared/auth.ts';
+import { requireService, ROLES } from '@shared/auth.ts';
 import type { Db } from '@shared/db.ts';
-import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { UserStatsSchema, type UserStats } from '@shared/schemas/stats.ts';
 import { and, arrayContains, count, eq, gte, sql, type SQL } from 'drizzle-orm';
-import type { MiddlewareHandler } from 'hono';
 
-/** Services that may read account statistics. */
-const STATS_READERS = new Set(['monitoring']);
 const RECENT_MS = 7 * 86_400_000;
-
-const statsReader: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!STATS_READERS.has(c.get('identity').subject)) throw new HttpProblem(403, 'forbidden', 'Only monitoring reads account statistics.');
-  return next();
-};
 
 const userStats = createRoute({
   method: 'get',
@@ -29,7 +20,7 @@ const userStats = createRoute({
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
   summary: 'Accounts: total, active, active by role, registered in the last 7 days (monitoring only)',
-  middleware: [requireRole('service'), statsReader] as const,
+  middleware: [requireService('monitoring')] as const,
   responses: { 200: { description: 'The statistics.', ...jsonContent(UserStatsSchema) }, ...problemResponses(401, 403) },
 });
 
