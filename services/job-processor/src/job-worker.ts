@@ -25,6 +25,7 @@ import type { SecretBox } from '@shared/secret-box.ts';
 import { createWorkerLoop, errorText } from '@shared/worker-loop.ts';
 import { and, count, eq, isNull, sql } from 'drizzle-orm';
 import { AdapterError, type ExternalStatus, type InputFile, type ProtocolAdapter, type ResultRef, type ServerCredential } from './adapters/adapter.ts';
+import { RETRY_HINT } from './adapters/adapter-http.ts';
 import { TERMINAL_STATES, type JobRequest, type JobResultRow, type JobRow, type JobState, type JobTarget } from './domain.ts';
 import { claimJobs, extendLeases, releaseJob } from './job-queue.ts';
 import { HOLDS_SLOT } from './job-slots.ts';
@@ -769,10 +770,17 @@ export function createJobWorker(deps: JobWorkerDeps): JobWorker {
       }
       // The error names the catalogue server and the cause: "The Cloudgene server" alone does not say which.
       const server = work.target.service.name;
+      // "The platform will try again" is no longer true once it has given up.
+      const finalHint =
+        hint !== RETRY_HINT && hint !== null
+          ? hint
+          : finalCode === 'platform_unavailable'
+            ? 'A platform service kept failing; run the job again later.'
+            : `${server} kept failing; run the job again later, or on another server.`;
       await end(work, 'failed', `gave up on ${server} after ${attempts} failed tries: ${message}`, {
         code: finalCode,
         message: `${server}: ${message} (gave up after ${attempts} tries)`,
-        hint,
+        hint: finalHint,
       });
       return;
     }

@@ -5,7 +5,8 @@
  */
 import type { ServiceCredential } from '@shared/auth.ts';
 import { UpstreamError, type HttpClient } from '@shared/http-client.ts';
-import { StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
+import { ReleasedCredentialSchema, StoredCredentialSummariesSchema } from '@shared/schemas/credentials.ts';
+import { InternalStoredFileSchema, StoredFileSchema, type StoredFile } from '@shared/schemas/files.ts';
 import { DiscoverResultSchema, ServiceWithPanelsSchema, type DiscoverResult, type ImputationService, type ReferencePanel } from '@shared/schemas/registry.ts';
 import { z } from '@hono/zod-openapi';
 import type { ServerCredential } from './adapters/adapter.ts';
@@ -49,15 +50,6 @@ export interface VaultClient {
   release(userId: string, slug: string): Promise<ServerCredential | null>;
 }
 
-const InternalFileSchema = StoredFileSchema.extend({ userId: z.string() });
-const CredentialListSchema = z.object({
-  items: z.array(z.object({ serviceId: z.string(), type: z.string(), expiresAt: z.string().nullable(), expired: z.boolean() })),
-});
-const ReleasedSchema = z.object({
-  type: z.enum(['cloudgene-token', 'wes-bearer', 'basic']),
-  secret: z.union([z.object({ token: z.string() }), z.object({ username: z.string(), password: z.string() })]),
-  expiresAt: z.string().nullable(),
-});
 
 const notFound = (err: unknown) => err instanceof UpstreamError && err.upstreamStatus === 404;
 
@@ -84,7 +76,7 @@ export function filesClient(client: HttpClient, credential: ServiceCredential, b
   return {
     async file(id) {
       try {
-        return await client.call({ path: `/internal/files/${encodeURIComponent(id)}`, headers: await headers(), schema: InternalFileSchema });
+        return await client.call({ path: `/internal/files/${encodeURIComponent(id)}`, headers: await headers(), schema: InternalStoredFileSchema });
       } catch (err) {
         if (notFound(err)) return null;
         throw err;
@@ -162,12 +154,12 @@ export function vaultClient(client: HttpClient, credential: ServiceCredential): 
   const headers = async () => ({ authorization: await credential.authorization() });
   return {
     async stored(userId) {
-      const body = await client.call({ path: `/internal/users/${userId}/credentials`, headers: await headers(), schema: CredentialListSchema });
+      const body = await client.call({ path: `/internal/users/${userId}/credentials`, headers: await headers(), schema: StoredCredentialSummariesSchema });
       return body.items;
     },
     async release(userId, slug) {
       try {
-        const body = await client.call({ path: `/internal/users/${userId}/credentials/${encodeURIComponent(slug)}`, headers: await headers(), schema: ReleasedSchema });
+        const body = await client.call({ path: `/internal/users/${userId}/credentials/${encodeURIComponent(slug)}`, headers: await headers(), schema: ReleasedCredentialSchema });
         if ('token' in body.secret) return { type: body.type === 'basic' ? 'wes-bearer' : body.type, token: body.secret.token };
         return { type: 'basic', username: body.secret.username, password: body.secret.password };
       } catch (err) {

@@ -7,6 +7,7 @@
 import { z } from '@hono/zod-openapi';
 import type { ServiceCredential } from '@shared/auth.ts';
 import { UpstreamError, type HttpClient } from '@shared/http-client.ts';
+import { ReleasedCredentialSchema } from '@shared/schemas/credentials.ts';
 import { SlugSchema } from '@shared/schemas/registry.ts';
 
 export interface OperatorCredentials {
@@ -58,12 +59,6 @@ export function createOperatorCredentials(deps: { configured: Record<string, str
   };
 }
 
-const ReleasedCredential = z.object({
-  type: z.string(),
-  secret: z.union([z.object({ token: z.string() }), z.object({ username: z.string(), password: z.string() })]),
-  expiresAt: z.string().nullable(),
-});
-
 /**
  * Releases an admin's stored credential through user-service (`GET /internal/users/{id}/credentials/{slug}`,
  * with this service's credential; user-service releases to service-registry only for admins and audits
@@ -75,7 +70,7 @@ export function vaultRelease(client: HttpClient, credential: ServiceCredential):
       const released = await client.call({
         path: `/internal/users/${encodeURIComponent(userId)}/credentials/${encodeURIComponent(slug)}`,
         headers: { authorization: await credential.authorization() },
-        schema: ReleasedCredential,
+        schema: ReleasedCredentialSchema,
       });
       return 'token' in released.secret ? released.secret.token : null;
     } catch (err) {

@@ -14,7 +14,8 @@ const MAX_JSON_BYTES = 16 * 1024 * 1024;
 /** Error bodies are read only for the server's message. */
 const MAX_ERROR_BYTES = 8 * 1024;
 /** The hint on every fault the worker retries on its own. */
-const RETRY_HINT = 'The platform will try again.';
+/** The hint of a transient failure: true while retries remain, not once the job gives up. */
+export const RETRY_HINT = 'The platform will try again.';
 
 export interface HttpDeps {
   fetch: typeof fetch;

@@ -6,25 +6,16 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { jobHistory, jobs } from '@db/schema/jobs.ts';
 import type { AppEnv } from '@shared/app.ts';
-import { requireRole } from '@shared/auth.ts';
+import { requireService } from '@shared/auth.ts';
 import type { Db } from '@shared/db.ts';
-import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import { JOB_STATE_VALUES } from '@shared/schemas/jobs.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { JobStatsSchema, OUTCOME_STATES, type JobStats, type RecentJob } from '@shared/schemas/stats.ts';
 import { and, count, desc, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
-import type { MiddlewareHandler } from 'hono';
 import type { JobTarget } from '../domain.ts';
 
-/** Services that may read job statistics. */
-const STATS_READERS = new Set(['monitoring']);
 const RECENT = 5;
-
-const statsReader: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!STATS_READERS.has(c.get('identity').subject)) throw new HttpProblem(403, 'forbidden', 'Only monitoring reads job statistics.');
-  return next();
-};
 
 const jobStats = createRoute({
   method: 'get',
@@ -32,7 +23,7 @@ const jobStats = createRoute({
   tags: ['Internal'],
   security: [{ bearerAuth: [] }],
   summary: "Jobs by state, success rate, the newest jobs and the queue's oldest wait: one user's, or the platform's without `userId` (monitoring only)",
-  middleware: [requireRole('service'), statsReader] as const,
+  middleware: [requireService('monitoring')] as const,
   request: { query: z.object({ userId: z.uuid().optional().openapi({ description: 'Only this user’s jobs' }) }) },
   responses: { 200: { description: 'The statistics.', ...jsonContent(JobStatsSchema) }, ...problemResponses(400, 401, 403) },
 });
