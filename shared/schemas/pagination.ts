@@ -23,6 +23,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  */
 export const isUuidPosition = (position: string): boolean => UUID.test(position);
 
+const TIME_ID = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/**
+ * True for `<ISO time>|<uuid>`, the position of a cursor over rows ordered by a timestamp and then an
+ * id, when the time is a real one (an impossible date would reach the database as an error). Pass it to `decodeCursor`.
+ */
+export const isTimeUuidPosition = (position: string): boolean => !Number.isNaN(Date.parse(TIME_ID.exec(position)?.[1] ?? ''));
+
 /** The position inside a cursor; a 400 problem when it was not made by `encodeCursor`. */
 export function decodeCursor(cursor: string | undefined, valid: (position: string) => boolean): string | undefined {
   if (cursor === undefined) return undefined;

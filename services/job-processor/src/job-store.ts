@@ -10,8 +10,8 @@ import { and, asc, desc, eq, inArray, isNull, lt, or, type SQL } from 'drizzle-o
 import type { JobHistoryRow, JobResultRow, JobRow } from './domain.ts';
 import type { PlannedJobs } from './job-requests.ts';
 import { recordCreated } from './job-transitions.ts';
+import { isUuid } from '@shared/ids.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const jobNotFound = () => new HttpProblem(404, 'job_not_found', 'No such job.');
 
 /** AAD binding a sealed password to its job row. */
@@ -113,7 +113,7 @@ function sameRequest(existing: JobRow, bodyHash: string): JobRow {
 
 /** A job the caller may see: their own, or any for an admin; others' are 404, never 403. */
 export async function visibleJob(db: Db, identity: Identity, id: string): Promise<JobRow> {
-  if (!UUID.test(id)) throw jobNotFound();
+  if (!isUuid(id)) throw jobNotFound();
   const [row] = await db.select().from(jobs).where(eq(jobs.id, id));
   if (!row || (row.userId !== identity.subject && !identity.roles.includes('admin'))) throw jobNotFound();
   return row;

@@ -14,8 +14,8 @@ import { and, asc, eq, isNull, or } from 'drizzle-orm';
 import type { PanelCreate, PanelPatch, ServiceCreate, ServicePatch } from './catalogue-inputs.ts';
 import { panelView, serviceView } from './catalogue-views.ts';
 import type { CatalogueSnapshot, PanelRow, ServiceRow } from './domain.ts';
+import { isUuid } from '@shared/ids.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const serviceNotFound = (ref: string) => new HttpProblem(404, 'service_not_found', `No service ${JSON.stringify(ref)} in the catalogue.`);
 const panelNotFound = () => new HttpProblem(404, 'panel_not_found', 'No such panel for this service.');
@@ -115,7 +115,7 @@ export function createCatalogue(deps: { db: Db; kv: Kv; cacheTtlMs: number; cach
     const [row] = await db
       .select()
       .from(services)
-      .where(UUID.test(ref) ? or(eq(services.id, ref.toLowerCase()), eq(services.slug, ref)) : eq(services.slug, ref))
+      .where(isUuid(ref) ? or(eq(services.id, ref.toLowerCase()), eq(services.slug, ref)) : eq(services.slug, ref))
       .limit(1);
     return row;
   }
@@ -236,7 +236,7 @@ export function createCatalogue(deps: { db: Db; kv: Kv; cacheTtlMs: number; cach
 
     async updatePanel(serviceId, panelId, patch) {
       const row = await currentRow(serviceId);
-      if (!UUID.test(panelId)) throw panelNotFound();
+      if (!isUuid(panelId)) throw panelNotFound();
       const [existing] = await db.select().from(panels).where(and(eq(panels.id, panelId), eq(panels.serviceId, row.id)));
       if (!existing) throw panelNotFound();
       const version = patch.version !== undefined ? patch.version : existing.version;
@@ -265,7 +265,7 @@ export function createCatalogue(deps: { db: Db; kv: Kv; cacheTtlMs: number; cach
 
     async retirePanel(serviceId, panelId) {
       const row = await currentRow(serviceId);
-      if (!UUID.test(panelId)) throw panelNotFound();
+      if (!isUuid(panelId)) throw panelNotFound();
       const at = now();
       const [existing] = await db.select({ retiredAt: panels.retiredAt }).from(panels).where(and(eq(panels.id, panelId), eq(panels.serviceId, row.id)));
       if (!existing) throw panelNotFound();

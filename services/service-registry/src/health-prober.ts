@@ -19,6 +19,7 @@ import type { HealthRow, ServiceRow } from './domain.ts';
 import { probeCloudgene } from './probes/cloudgene-probe.ts';
 import { outcome, type ProbeOptions, type ProbeOutcome } from './probes/probe-outcome.ts';
 import { probeWes } from './probes/wes-probe.ts';
+import { isUuid } from '@shared/ids.ts';
 
 export interface StatusChange {
   serviceId: string;
@@ -79,7 +80,6 @@ export interface HealthProberDeps extends ProbeScheduleOptions {
 }
 
 const FAILING: ReadonlySet<HealthStatus> = new Set(['unhealthy', 'unreachable']);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const hostOf = (url: string) => URL.parse(url)?.host ?? url;
 
@@ -248,7 +248,7 @@ export function createHealthProber(deps: HealthProberDeps): HealthProber {
   }
 
   async function probeOne(serviceId: string): Promise<ProbeResult | null> {
-    if (!UUID.test(serviceId)) return null;
+    if (!isUuid(serviceId)) return null;
     const [service] = await deps.db.select().from(services).where(eq(services.id, serviceId));
     if (!service || service.retiredAt) return null;
     if (!deps.policy.allows(service.baseUrl)) {

@@ -7,7 +7,7 @@ import { HttpProblem } from '@shared/errors.ts';
 import { jsonBody, jsonContent } from '@shared/openapi.ts';
 import type { SecretBox } from '@shared/secret-box.ts';
 import { JOB_STATE_VALUES, JobCreateSchema, JobDetailSchema, JobHistoryEntrySchema, JobResultSchema, JobStepSchema, JobSummarySchema } from '@shared/schemas/jobs.ts';
-import { decodeCursor, encodeCursor, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
+import { decodeCursor, encodeCursor, isTimeUuidPosition, PageQuerySchema, pageOf } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import type { Context } from 'hono';
 import { and, eq, isNull } from 'drizzle-orm';
@@ -20,10 +20,6 @@ import { jobDetail, jobSummary, resultView } from '../job-views.ts';
 const security = [{ bearerAuth: [] }];
 const tags = ['Jobs'];
 const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id', in: 'path' } }) });
-/** `<createdAt ISO>|<uuid>` as `encodeCursor` was given it: a real time and a real uuid, so a forged cursor is a 400, never a database error. */
-const CURSOR = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const isCursor = (position: string) => !Number.isNaN(Date.parse(CURSOR.exec(position)?.[1] ?? ''));
-
 export interface JobRoutesDeps extends RequestChecks {
   db: Db;
   box: SecretBox;
@@ -179,7 +175,7 @@ export function jobRoutes(deps: JobRoutesDeps) {
   app.openapi(list, async (c) => {
     const userId = userOf(c);
     const query = c.req.valid('query');
-    const after = decodeCursor(query.cursor, isCursor);
+    const after = decodeCursor(query.cursor, isTimeUuidPosition);
     const rows = await listJobs(db, userId, { limit: query.limit, after, state: query.state, serviceId: query.service });
     const page = rows.slice(0, query.limit);
     const children = await childrenOf(db, page.filter((r) => r.serviceId === null).map((r) => r.id));

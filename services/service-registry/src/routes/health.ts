@@ -7,7 +7,7 @@ import type { Db } from '@shared/db.ts';
 import { HttpProblem } from '@shared/errors.ts';
 import { jsonContent } from '@shared/openapi.ts';
 import type { OutboundPolicy } from '@shared/outbound.ts';
-import { decodeCursor, encodeCursor, PageQuerySchema } from '@shared/schemas/pagination.ts';
+import { decodeCursor, encodeCursor, isTimeUuidPosition, PageQuerySchema } from '@shared/schemas/pagination.ts';
 import { problemResponses } from '@shared/schemas/problem.ts';
 import { HEALTH_STATUSES, ServiceHealthSchema } from '@shared/schemas/registry.ts';
 import { and, desc, eq, lt, or } from 'drizzle-orm';
@@ -58,10 +58,6 @@ const probe = createRoute({
   responses: { 200: { description: 'The stored outcome.', ...jsonContent(ServiceHealthSchema) }, ...problemResponses(400, 401, 403, 404, 409) },
 });
 
-/** `<createdAt ISO>|<uuid>` as `encodeCursor` was given it: a real time and a real uuid, so a forged cursor is a 400, never a database error. */
-const CURSOR = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const isCursor = (position: string) => !Number.isNaN(Date.parse(CURSOR.exec(position)?.[1] ?? ''));
-
 export function healthRoutes(deps: { catalogue: Catalogue; db: Db; policy: OutboundPolicy; probe: (serviceId: string) => Promise<unknown> }) {
   const { catalogue, db } = deps;
   const app = new OpenAPIHono<AppEnv>();
@@ -74,7 +70,7 @@ export function healthRoutes(deps: { catalogue: Catalogue; db: Db; policy: Outbo
   app.openapi(read, async (c) => {
     const service = await catalogue.serviceRow(c.req.valid('param').id);
     const { limit, cursor } = c.req.valid('query');
-    const after = decodeCursor(cursor, isCursor);
+    const after = decodeCursor(cursor, isTimeUuidPosition);
     let position = undefined;
     if (after) {
       const [at, id] = after.split('|') as [string, string];
