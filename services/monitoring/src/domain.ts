@@ -1,7 +1,6 @@
 /** monitoring's model: what a probe of a platform service found, a host sample, and an alert. */
-import type { alerts, hostSamples, probes } from '@db/schema/monitor.ts';
+import type { alerts, hostSamples } from '@db/schema/monitor.ts';
 
-export type ProbeRow = typeof probes.$inferSelect;
 export type HostSampleRow = typeof hostSamples.$inferSelect;
 export type AlertRow = typeof alerts.$inferSelect;
 
