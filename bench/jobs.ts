@@ -44,6 +44,7 @@ import { startWesFake } from '../tests/fakes/wes.ts';
 import { serviceTokenFor, testAuthenticator, tokenFor } from '../tests/support/test-identity.ts';
 import { bgzip, makeVcf } from '../tests/support/vcf.ts';
 import type { DirectModeConfig, DirectResult, WorkerModeConfig, WorkerTimings } from './jobs-worker.ts';
+import { CLK_TCK, cpuTicks, machineTicks, statusMiB } from './proc-stats.ts';
 import { openScratch, type Proc } from './scratch.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
@@ -96,36 +97,22 @@ function profileFlags(): string[] {
   return dir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${dir}`] : [];
 }
 
+/** A /proc status field in KiB; throws once the process is gone. */
 async function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const status = await Bun.file(`/proc/${pid}/status`).text();
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
-  if (!match) throw new Error(`no ${field} for pid ${pid}`);
-  return Number(match[1]);
+  const mib = await statusMiB(pid, field);
+  if (Number.isNaN(mib)) throw new Error(`no ${field} for pid ${pid}`);
+  return mib * 1024;
 }
 
 /** Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0); false when not allowed. */
 const resetPeak = (pid: number) => writeFile(`/proc/${pid}/clear_refs`, '5').then(() => true, () => false);
 
-const CLOCK_TICKS = 100; // USER_HZ on Linux
 /** utime + stime of a process in seconds; null when it is gone or unreadable. */
 async function cpuSeconds(pid: number): Promise<number | null> {
-  try {
-    const stat = await Bun.file(`/proc/${pid}/stat`).text();
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
+  const ticks = await cpuTicks(pid);
+  return Number.isNaN(ticks) ? null : ticks / CLK_TCK;
 }
 
-/** Busy and total jiffies of the whole machine (every process, not only the bench's). */
-async function machineJiffies(): Promise<{ busy: number; total: number }> {
-  const line = (await Bun.file('/proc/stat').text()).split('\n')[0]!;
-  const values = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (values[3] ?? 0) + (values[4] ?? 0);
-  const total = values.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
 const loadAverage = async () => (await Bun.file('/proc/loadavg').text()).split(' ').slice(0, 3).join(' ');
 
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
@@ -297,7 +284,7 @@ try {
   const countersBefore = await pgCounters();
   const pgBefore = new Map<number, number | null>();
   for (const pid of await pgPids()) pgBefore.set(pid, await cpuSeconds(pid));
-  const cpuBefore = { worker: (await cpuSeconds(worker.pid))!, bench: process.cpuUsage(), machine: await machineJiffies() };
+  const cpuBefore = { worker: (await cpuSeconds(worker.pid))!, bench: process.cpuUsage(), machine: await machineTicks() };
   const loadBefore = await loadAverage();
 
   const rssSamples: number[] = [];
@@ -329,7 +316,7 @@ try {
   }
   const observedMs = performance.now() - started;
   clearInterval(rssTimer);
-  const cpuAfter = { worker: (await cpuSeconds(worker.pid))!, bench: process.cpuUsage(cpuBefore.bench), machine: await machineJiffies() };
+  const cpuAfter = { worker: (await cpuSeconds(worker.pid))!, bench: process.cpuUsage(cpuBefore.bench), machine: await machineTicks() };
   const loadAfter = await loadAverage();
   let pgCpu = 0;
   for (const pid of await pgPids()) {
